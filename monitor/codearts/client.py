@@ -1,0 +1,255 @@
+"""The CodeArts Build API client: one pooled aiohttp session, typed answers, mapped errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+from pydantic import ValidationError
+
+from monitor.codearts.auth import Auth
+from monitor.codearts.errors import (
+    ApiError,
+    AuthenticationError,
+    CodeArtsError,
+    Forbidden,
+    MalformedResponse,
+    NotFound,
+    RequestTimeout,
+    ServerError,
+    Throttled,
+    TransportError,
+)
+from monitor.codearts.messages import ApiRequest, ApiResponse
+from monitor.codearts.models import FullStagesResponse, to_snapshot
+from monitor.domain import RecordSnapshot
+
+THROTTLE_CODES = frozenset({"APIGW.0308", "CB.00060211"})
+MAX_ERROR_MSG = 200
+
+
+class RequestObserver(Protocol):
+    """Told about every HTTP exchange; the monitor's own metrics implement it."""
+
+    def observe_request(self, code: str, seconds: float) -> None: ...
+
+
+class RequestGate(Protocol):
+    """Admits requests (a process-wide rate budget) and hears about throttling."""
+
+    async def acquire(self) -> None: ...
+
+    def throttled(self, retry_after: float | None) -> None: ...
+
+
+class _NullObserver:
+    def observe_request(self, code: str, seconds: float) -> None:
+        return None
+
+
+class CodeArtsClient:
+    """Polls the API. Create inside a running event loop; close with `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Auth,
+        *,
+        timeout: float = 10.0,
+        max_connections: int = 16,
+        observer: RequestObserver | None = None,
+        gate: RequestGate | None = None,
+        user_agent: str = "codearts-stage-monitor",
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._observer = observer or _NullObserver()
+        self._gate = gate
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            # The auth flow owns every header; never let a redirect carry them elsewhere.
+            auto_decompress=True,
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> CodeArtsClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- the one call the poller makes ------------------------------------------------
+
+    async def full_stages(self, record_id: str) -> RecordSnapshot:
+        """Every stage of a record. Raises a CodeArtsError subclass on any failure."""
+        req = ApiRequest("GET", self._base_url, f"/v1/record/{record_id}/full-stages")
+        resp = await self.execute(req)
+        fetched_at = time.time()
+        if resp.status != 200:
+            raise error_from_response(resp)
+        try:
+            body = FullStagesResponse.model_validate_json(resp.body)
+        except ValidationError as exc:
+            raise MalformedResponse(_describe_validation(exc), status=resp.status) from None
+        if body.error_code or (body.status or "").lower() == "fail":
+            raise _error_in_ok_body(body, resp.status)
+        if body.result is None or body.result.build_stages is None:
+            raise MalformedResponse("answer has no result.build_stages", status=resp.status)
+        return to_snapshot(record_id, body, fetched_at)
+
+    async def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> Any:
+        """GET any API path and return its JSON, mapping errors as for full-stages."""
+        resp = await self.execute(ApiRequest("GET", self._base_url, path, query or []))
+        if resp.status != 200:
+            raise error_from_response(resp)
+        try:
+            data = json.loads(resp.body)
+        except ValueError:
+            raise MalformedResponse("answer is not JSON", status=resp.status) from None
+        if isinstance(data, dict) and (
+            data.get("error_code") or str(data.get("status", "")).lower() == "fail"
+        ):
+            raise ApiError(
+                _clip(str(data.get("error_msg") or data.get("error") or "request failed")),
+                status=resp.status,
+                error_code=str(data.get("error_code") or "") or None,
+            )
+        return data
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    async def execute(self, request: ApiRequest) -> ApiResponse:
+        """Send a request through the auth flow; the final response is returned as is."""
+        flow = self._auth.auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = await self._send(outgoing)
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+    async def _send(self, request: ApiRequest) -> ApiResponse:
+        if self._gate is not None:
+            await self._gate.acquire()
+        started = time.perf_counter()
+        code = "error"
+        try:
+            async with self._session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body or None,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                code = str(resp.status)
+                result = ApiResponse(resp.status, _plain_headers(resp.headers), body)
+        except TimeoutError:
+            code = "timeout"
+            raise RequestTimeout("request timed out") from None
+        except aiohttp.ClientPayloadError:
+            code = "truncated"
+            raise TransportError("answer body was cut short") from None
+        except aiohttp.ClientError as exc:
+            code = "connection_error"
+            raise TransportError(f"connection failed: {type(exc).__name__}") from None
+        finally:
+            self._observer.observe_request(code, time.perf_counter() - started)
+        if self._gate is not None and result.status == 429:
+            self._gate.throttled(retry_after_seconds(result.headers))
+        return result
+
+
+def _plain_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        out[k.lower()] = v
+    return out
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a `Retry-After` header given in seconds; None otherwise."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_MSG else text[: MAX_ERROR_MSG - 1] + "…"
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    errors = exc.errors(include_input=False, include_url=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return "answer is not valid JSON"
+    first = errors[0] if errors else None
+    where = ".".join(str(p) for p in first["loc"]) if first else "?"
+    msg = first["msg"] if first else "invalid"
+    return f"answer does not match the documented shape: {where}: {msg}"
+
+
+def _error_in_ok_body(body: FullStagesResponse, status: int) -> ApiError:
+    code = body.error_code
+    msg = body.error_msg
+    if isinstance(body.error, dict):
+        code = code or body.error.get("error_code") or body.error.get("code")
+        msg = msg or body.error.get("error_msg") or body.error.get("message")
+    elif isinstance(body.error, str):
+        msg = msg or body.error
+    text = _clip(f"API answered 200 with an error: {msg or 'status fail'}")
+    if code in THROTTLE_CODES:
+        return Throttled(text, status=status, error_code=str(code))
+    return ApiError(text, status=status, error_code=str(code) if code else None)
+
+
+def error_from_response(resp: ApiResponse) -> CodeArtsError:
+    """Map a non-200 answer to the error tree, reading the CodeArts/APIGW/IAM error body."""
+    code: str | None = None
+    msg: str | None = None
+    try:
+        data = json.loads(resp.body) if resp.body else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        code = data.get("error_code")
+        msg = data.get("error_msg")
+        err = data.get("error")
+        if isinstance(err, dict):  # IAM (keystone) shape
+            code = code or (str(err.get("code")) if err.get("code") is not None else None)
+            msg = msg or err.get("message")
+    text = _clip(str(msg) if msg else f"HTTP {resp.status}")
+    code_s = str(code) if code else None
+    s = resp.status
+    if s == 401:
+        return AuthenticationError(text, status=s, error_code=code_s)
+    if s == 403:
+        return Forbidden(text, status=s, error_code=code_s)
+    if s == 404:
+        return NotFound(text, status=s, error_code=code_s)
+    if s == 429 or code_s in THROTTLE_CODES:
+        return Throttled(
+            text, status=s, error_code=code_s, retry_after=retry_after_seconds(resp.headers)
+        )
+    if s >= 500:
+        return ServerError(text, status=s, error_code=code_s)
+    return ApiError(text, status=s, error_code=code_s)
+
+
+__all__ = ["CodeArtsClient", "RequestGate", "RequestObserver", "error_from_response"]

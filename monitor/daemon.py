@@ -1,0 +1,127 @@
+"""The daemon: settings in, every room wired together, run until cancelled."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from monitor import __version__
+from monitor.codearts.auth import Auth, auth_from_settings
+from monitor.codearts.client import CodeArtsClient
+from monitor.domain import RecordSnapshot
+from monitor.export.collector import RecordCollector
+from monitor.export.logging import get_logger, secret_filter
+from monitor.export.metrics import MonitorMetrics
+from monitor.export.server import Health, build_app, start_site
+from monitor.settings import Settings
+from monitor.store.base import StateStore
+from monitor.store.memory import MemoryStore
+from monitor.tracking.scheduler import Scheduler
+from monitor.tracking.sources import WatchlistFile
+from monitor.tracking.watchlist import Watchlist
+
+
+class Daemon:
+    """One monitor process. `run()` serves HTTP and polls until cancelled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: StateStore | None = None,
+        auth: Auth | None = None,
+        serve_http: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = MonitorMetrics()
+        self.store: StateStore = store if store is not None else MemoryStore()
+        self.auth = auth if auth is not None else auth_from_settings(settings)
+        secret_filter.add(settings.secret_values())
+        secret_filter.add(self.auth.secrets())
+        self.watchlist = Watchlist(
+            self.store,
+            self.metrics,
+            terminal_statuses=settings.terminal_statuses,
+            refusal_confirmations=settings.not_found_confirmations,
+            clock=clock,
+        )
+        self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
+        self.scheduler = Scheduler(
+            self.watchlist,
+            self._poll,
+            interval=settings.poll_interval,
+            max_concurrency=settings.max_concurrency,
+            max_watch=settings.max_watch,
+            backoff_max=settings.backoff_max,
+            stall_timeout=settings.stall_timeout,
+            wall=clock,
+        )
+        self.health = Health(
+            liveness=[self._liveness],
+            readiness=[self._readiness],
+        )
+        self.app = build_app(self.collector, self.metrics.registry, self.health)
+        self._serve_http = serve_http
+        self._client: CodeArtsClient | None = None
+        self.port: int | None = None
+        self._log = get_logger("monitor.daemon")
+
+    def _liveness(self) -> str | None:
+        if self.scheduler.stalled:
+            return "scheduler has made no progress for the stall timeout"
+        return None
+
+    def _readiness(self) -> str | None:
+        return None if self.scheduler.ready else "first poll round not finished"
+
+    async def _poll(self, record_id: str) -> RecordSnapshot:
+        assert self._client is not None
+        return await self._client.full_stages(record_id)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        s = self.settings
+        self._client = CodeArtsClient(
+            s.endpoint_url,
+            self.auth,
+            timeout=s.request_timeout,
+            max_connections=s.max_concurrency,
+            observer=self.metrics,
+            user_agent=f"codearts-stage-monitor/{__version__}",
+        )
+        runner = None
+        try:
+            await self.watchlist.restore()
+            for record_id in s.records:
+                await self.watchlist.add(record_id, source="config")
+            watch_file = None
+            if s.watchlist_file is not None:
+                watch_file = WatchlistFile(
+                    s.watchlist_file, self.watchlist, s.watchlist_reload_interval
+                )
+                await watch_file.sync()
+            if self._serve_http:
+                runner, self.port = await start_site(self.app, s.host, s.port)
+            self._log.info(
+                "daemon_started",
+                version=__version__,
+                endpoint=s.endpoint_url,
+                port=self.port,
+                records=len(self.watchlist.records),
+                poll_interval=s.poll_interval,
+            )
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.scheduler.run)
+                if watch_file is not None:
+                    tg.start_soon(watch_file.run)
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if runner is not None:
+                    await runner.cleanup()
+                await self._client.aclose()
+                await self.store.close()
+                self._log.info("daemon_stopped")

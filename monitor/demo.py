@@ -1,0 +1,55 @@
+"""`stage-monitor demo`: the simulator and the daemon in one process, on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+
+import anyio
+from pydantic import SecretStr
+
+from monitor.daemon import Daemon
+from monitor.export.logging import configure_logging, get_logger
+from monitor.settings import Settings
+from monitor.simulator import Simulator, serve
+
+DEMO_DURATION_SCALE = 0.1  # builds of a few minutes, so something happens while you watch
+NEW_BUILD_EVERY = 20.0
+
+
+def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
+    """Serve a simulated API and the daemon watching it until interrupted."""
+    configure_logging(None, "info")
+    log = get_logger("monitor.demo")
+    token = secrets.token_urlsafe(24)
+    sim = Simulator(seed=seed, speed=1.0, tokens={token})
+    plans = sim.populate(records, duration_scale=DEMO_DURATION_SCALE)
+
+    async def main() -> None:
+        sim_runner, sim_port = await serve(sim, "127.0.0.1", 0)
+        try:
+            settings = Settings(
+                endpoint=f"http://127.0.0.1:{sim_port}",
+                auth_token=SecretStr(token),
+                records=[p.record_id for p in plans],
+                poll_interval=2.0,
+                host="127.0.0.1",
+                port=port,
+            )
+            daemon = Daemon(settings)
+            async with anyio.create_task_group() as tg:
+                await tg.start(daemon.run)
+                url = f"http://127.0.0.1:{daemon.port}/metrics"
+                log.info("demo_ready", metrics_url=url, simulator=f"http://127.0.0.1:{sim_port}")
+                print(f"\n  metrics: {url}\n", flush=True)
+                while True:
+                    await anyio.sleep(NEW_BUILD_EVERY)
+                    plan = sim.new_build(duration_scale=DEMO_DURATION_SCALE)
+                    await daemon.watchlist.add(plan.record_id, source="demo")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sim_runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(main)
+    return 0

@@ -1,0 +1,1 @@
+"""What the outside world sees: metrics, HTTP endpoints, log events."""

@@ -1,0 +1,65 @@
+"""Fault switches: what can go wrong with an answer, chosen at random or by a test."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Fault(StrEnum):
+    THROTTLE = "throttle"  # 429, APIGW.0308, Retry-After
+    HTTP_500 = "http_500"  # CB.00060100 network busy
+    HTTP_502 = "http_502"  # a gateway page, not JSON
+    HTTP_503 = "http_503"
+    SLOW = "slow"  # answers after the client's timeout
+    RESET = "reset"  # connection closed before any answer
+    TRUNCATED = "truncated"  # body cut short of its Content-Length
+    NOT_JSON = "not_json"  # 200 with an HTML body
+    WRONG_SHAPE = "wrong_shape"  # 200, JSON, but not the documented shape
+    OK_STATUS_FAIL = "ok_status_fail"  # 200 with "status": "fail"
+    OK_ERROR_CODE = "ok_error_code"  # 200 with error_code / error_msg
+
+
+@dataclass(slots=True)
+class _Queued:
+    fault: Fault
+    record_id: str | None
+    remaining: int
+
+
+class FaultPlan:
+    """Random faults at `rate` over `kinds`, plus faults a test queues for a record."""
+
+    def __init__(
+        self,
+        rate: float = 0.0,
+        kinds: list[Fault] | None = None,
+        seed: int | None = None,
+        slow_seconds: float = 30.0,
+    ) -> None:
+        self.rate = rate
+        self.kinds = list(kinds) if kinds else list(Fault)
+        self.slow_seconds = slow_seconds
+        self._rng = random.Random(seed)
+        self._queued: deque[_Queued] = deque()
+
+    def inject(self, fault: Fault, record_id: str | None = None, count: int = 1) -> None:
+        """Answer the next `count` matching requests with `fault` (any record if None)."""
+        self._queued.append(_Queued(fault, record_id, count))
+
+    def clear(self) -> None:
+        self._queued.clear()
+        self.rate = 0.0
+
+    def pick(self, record_id: str | None) -> Fault | None:
+        for q in self._queued:
+            if q.record_id is None or q.record_id == record_id:
+                q.remaining -= 1
+                if q.remaining <= 0:
+                    self._queued.remove(q)
+                return q.fault
+        if self.rate > 0 and self._rng.random() < self.rate:
+            return self._rng.choice(self.kinds)
+        return None

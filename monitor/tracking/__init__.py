@@ -1,0 +1,1 @@
+"""Deciding when to poll what, and what changed between two snapshots."""

@@ -1,0 +1,206 @@
+"""When to poll what: one dispatcher, a fixed pool of workers, a heap of due times.
+
+Each active record is polled at a fixed rate (due times do not drift with
+request latency). First polls of records known at start-up are spread over one
+interval so a large watchlist does not arrive as one burst; records added while
+running are polled at once. Errors back off exponentially with jitter, per
+record. Concurrency is bounded by the number of workers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from monitor.codearts.errors import CodeArtsError, Throttled
+from monitor.domain import RecordSnapshot, RecordState
+from monitor.export.logging import get_logger
+from monitor.tracking.watchlist import WatchedRecord, Watchlist
+
+PollFn = Callable[[str], Awaitable[RecordSnapshot]]
+IDLE_TICK = 1.0  # the dispatcher wakes at least this often, to prove it is alive
+
+
+class Scheduler:
+    """Polls every active record of a watchlist until it is no longer active."""
+
+    def __init__(
+        self,
+        watchlist: Watchlist,
+        poll: PollFn,
+        *,
+        interval: float,
+        max_concurrency: int,
+        max_watch: float,
+        backoff_max: float = 300.0,
+        stall_timeout: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._watchlist = watchlist
+        self._poll = poll
+        self.interval = interval
+        self._concurrency = max_concurrency
+        self._max_watch = max_watch
+        self._backoff_max = max(backoff_max, interval)
+        self._stall_timeout = stall_timeout
+        self._clock = clock
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}
+        self._seq = itertools.count()
+        self._wake = anyio.Event()
+        self._running = False
+        self._first_round: set[str] = set()
+        self._first_round_done = anyio.Event()
+        self.heartbeat = clock()
+        self.in_flight = 0
+        # Recent (start - due) delays, for benchmarks and the debug log.
+        self.delays: deque[float] = deque(maxlen=10_000)
+        self._log = get_logger("monitor.scheduler")
+        watchlist.on_added(self._on_added)
+
+    # --- health ------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once every record known at start-up has been polled once."""
+        return self._first_round_done.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._first_round_done.wait()
+
+    @property
+    def stalled(self) -> bool:
+        """True when the dispatcher has made no progress for the stall timeout."""
+        return self._running and self._clock() - self.heartbeat > self._stall_timeout
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._due)
+
+    # --- scheduling --------------------------------------------------------------------
+
+    def _on_added(self, rec: WatchedRecord) -> None:
+        if self._running:
+            self.schedule(rec.record_id, self._clock())
+        else:
+            self._first_round.add(rec.record_id)
+            self.schedule(rec.record_id, self._clock() + self._rng.uniform(0, self.interval))
+
+    def schedule(self, record_id: str, due: float) -> None:
+        """Poll `record_id` at monotonic time `due` (replacing any earlier plan)."""
+        self._due[record_id] = due
+        heapq.heappush(self._heap, (due, next(self._seq), record_id))
+        self._wake.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Dispatch until cancelled."""
+        self._running = True
+        self.heartbeat = self._clock()
+        if not self._first_round:
+            self._first_round_done.set()
+        send, receive = anyio.create_memory_object_stream[tuple[WatchedRecord, float]](0)
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(self._concurrency):
+                    tg.start_soon(self._worker, receive.clone())
+                receive.close()
+                task_status.started()
+                await self._dispatch(send)
+        finally:
+            self._running = False
+
+    async def _dispatch(self, send: MemoryObjectSendStream[tuple[WatchedRecord, float]]) -> None:
+        async with send:
+            while True:
+                self.heartbeat = now = self._clock()
+                if not self._heap:
+                    await self._sleep(IDLE_TICK)
+                    continue
+                due, _, record_id = self._heap[0]
+                if due > now:
+                    await self._sleep(min(due - now, IDLE_TICK))
+                    continue
+                heapq.heappop(self._heap)
+                if self._due.get(record_id) != due:
+                    continue  # superseded by a later schedule() call
+                del self._due[record_id]
+                rec = self._watchlist.records.get(record_id)
+                if rec is None or rec.state is not RecordState.ACTIVE:
+                    self._first_round_finished(record_id)
+                    continue
+                if self._wall() - rec.added_at > self._max_watch:
+                    await self._watchlist.expire(rec)
+                    self._first_round_finished(record_id)
+                    continue
+                await send.send((rec, due))
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self._wake.wait()
+
+    async def _worker(
+        self, receive: MemoryObjectReceiveStream[tuple[WatchedRecord, float]]
+    ) -> None:
+        async with receive:
+            async for rec, due in receive:
+                self.in_flight += 1
+                try:
+                    next_due = await self._poll_once(rec, due)
+                finally:
+                    self.in_flight -= 1
+                    self._first_round_finished(rec.record_id)
+                if rec.state is RecordState.ACTIVE and rec.record_id in self._watchlist.records:
+                    self.schedule(rec.record_id, next_due)
+
+    async def _poll_once(self, rec: WatchedRecord, due: float) -> float:
+        started = self._clock()
+        self.delays.append(started - due)
+        try:
+            snapshot = await self._poll(rec.record_id)
+        except CodeArtsError as exc:
+            try:
+                await self._watchlist.apply_error(rec, exc)
+            except Exception:
+                self._log.exception("poll_crashed", record_id=rec.record_id)
+            return self._clock() + self._backoff(rec.consecutive_errors, exc)
+        except Exception:
+            # A bug of ours must not take the daemon down with one record.
+            self._log.exception("poll_crashed", record_id=rec.record_id)
+            rec.consecutive_errors += 1
+            return self._clock() + self._backoff(rec.consecutive_errors, None)
+        try:
+            await self._watchlist.apply_snapshot(rec, snapshot)
+        except Exception:
+            self._log.exception("poll_crashed", record_id=rec.record_id)
+            rec.consecutive_errors += 1
+            return self._clock() + self._backoff(rec.consecutive_errors, None)
+        next_due = due + self.interval
+        now = self._clock()
+        return next_due if next_due > now else now
+
+    def _backoff(self, failures: int, exc: CodeArtsError | None) -> float:
+        """Exponential backoff with full jitter, never sooner than one interval."""
+        ceiling = min(self._backoff_max, self.interval * (2 ** min(failures, 16) - 1))
+        delay = self.interval + self._rng.uniform(0, max(0.0, ceiling - self.interval))
+        if isinstance(exc, Throttled) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+    def _first_round_finished(self, record_id: str) -> None:
+        if self._first_round:
+            self._first_round.discard(record_id)
+            if not self._first_round:
+                self._first_round_done.set()

@@ -1,0 +1,265 @@
+"""The watchlist: every record the daemon knows, and what happens when a poll answers.
+
+It owns the records, applies poll results through the pure tracker, persists
+what changed, then emits events (log lines and aggregate metrics). Persisting
+before emitting means a crash between the two loses at most one event rather
+than ever repeating one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
+from monitor.domain import RecordSnapshot, RecordState
+from monitor.export.logging import get_logger
+from monitor.export.metrics import MonitorMetrics
+from monitor.settings import is_valid_record_id
+from monitor.store.base import StateStore, StoredRecord
+from monitor.tracking.tracker import RecordCompleted, Transition, observe
+
+Listener = Callable[[Transition | RecordCompleted], None]
+
+
+@dataclass(slots=True)
+class WatchedRecord(StoredRecord):
+    """A stored record plus what only matters while the process runs."""
+
+    consecutive_errors: int = 0
+    refusals: int = 0  # consecutive 404/403 answers
+    polls: int = 0
+    version: int = 0  # bumped whenever exported values change (render cache key)
+    render_cache: Any = field(default=None, repr=False, compare=False)
+
+    def stored(self) -> StoredRecord:
+        return StoredRecord(
+            record_id=self.record_id,
+            state=self.state,
+            labels=dict(self.labels),
+            source=self.source,
+            added_at=self.added_at,
+            finished_at=self.finished_at,
+            result=self.result,
+            error=self.error,
+            snapshot=self.snapshot,
+            counted=self.counted,
+        )
+
+
+class Watchlist:
+    """Every watched record, keyed by id. All methods run on the event loop."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        metrics: MonitorMetrics,
+        *,
+        terminal_statuses: frozenset[str],
+        refusal_confirmations: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.records: dict[str, WatchedRecord] = {}
+        self._store = store
+        self._metrics = metrics
+        self._terminal = terminal_statuses
+        self._confirmations = refusal_confirmations
+        self._clock = clock
+        self._log = get_logger("monitor.watchlist")
+        self._changed = anyio.Event()
+        self._added_listeners: list[Callable[[WatchedRecord], None]] = []
+        self._event_listeners: list[Listener] = []
+        metrics.watch_record_states(self.counts)
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def on_added(self, callback: Callable[[WatchedRecord], None]) -> None:
+        """Called for every record that becomes active (the scheduler listens)."""
+        self._added_listeners.append(callback)
+
+    def on_event(self, callback: Listener) -> None:
+        """Called for every transition and completion, after it was logged."""
+        self._event_listeners.append(callback)
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once `predicate()` holds; re-checked after every change."""
+        while not predicate():
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    # --- membership --------------------------------------------------------------------
+
+    async def restore(self) -> int:
+        """Load what the store kept; active records are handed to the scheduler."""
+        loaded = await self._store.load()
+        for stored in loaded:
+            rec = WatchedRecord(**{f: getattr(stored, f) for f in StoredRecord.__slots__})
+            self.records[rec.record_id] = rec
+            if rec.state is RecordState.ACTIVE:
+                for cb in self._added_listeners:
+                    cb(rec)
+        if loaded:
+            self._log.info("state_restored", records=len(loaded))
+        self._notify()
+        return len(loaded)
+
+    async def add(
+        self, record_id: str, labels: Mapping[str, str] | None = None, source: str = "config"
+    ) -> tuple[WatchedRecord, bool]:
+        """Watch a record; returns it and whether it was new. Idempotent."""
+        existing = self.records.get(record_id)
+        if existing is not None:
+            if labels and dict(labels) != existing.labels:
+                existing.labels = dict(labels)
+                existing.version += 1
+                await self._store.save(existing.stored())
+                self._notify()
+            return existing, False
+        rec = WatchedRecord(
+            record_id=record_id, labels=dict(labels or {}), source=source, added_at=self._clock()
+        )
+        if not is_valid_record_id(record_id):
+            rec.state = RecordState.ERROR
+            rec.error = "not a record id (36 characters of [0-9a-z-])"
+            rec.finished_at = rec.added_at
+        self.records[record_id] = rec
+        await self._store.save(rec.stored())
+        if rec.state is RecordState.ERROR:
+            self._log.warning("record_invalid", record_id=record_id, source=source, error=rec.error)
+        else:
+            self._log.info("record_added", record_id=record_id, source=source, **_label_kv(rec))
+            for cb in self._added_listeners:
+                cb(rec)
+        self._notify()
+        return rec, True
+
+    async def remove(self, record_id: str) -> bool:
+        """Stop watching a record and forget it; its series vanish at the next scrape."""
+        rec = self.records.pop(record_id, None)
+        if rec is None:
+            return False
+        await self._store.delete(record_id)
+        self._log.info("record_removed", record_id=record_id, source=rec.source)
+        self._notify()
+        return True
+
+    def counts(self) -> dict[RecordState, int]:
+        out = dict.fromkeys(RecordState, 0)
+        for rec in self.records.values():
+            out[rec.state] += 1
+        return out
+
+    # --- poll results -----------------------------------------------------------------
+
+    async def apply_snapshot(self, rec: WatchedRecord, snapshot: RecordSnapshot) -> None:
+        """Take in a successful poll: persist what changed, then log and count it."""
+        rec.polls += 1
+        rec.consecutive_errors = 0
+        rec.refusals = 0
+        rec.error = None
+        self._metrics.count_poll("success")
+        if rec.state is not RecordState.ACTIVE or rec.record_id not in self.records:
+            return  # removed or finished while the request was in flight
+        obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
+        values_changed = rec.snapshot is None or rec.snapshot.stages != snapshot.stages
+        rec.snapshot = snapshot
+        if values_changed:
+            rec.version += 1
+        if obs.newly_finished:
+            rec.counted = rec.counted | {s.key for s in obs.newly_finished}
+        if obs.completed is not None:
+            rec.state = RecordState.COMPLETE
+            rec.result = obs.completed.result
+            rec.finished_at = self._clock()
+        if obs.transitions or obs.newly_finished or obs.completed is not None:
+            await self._store.save(rec.stored())
+        for t in obs.transitions:
+            self._metrics.count_transition(t)
+            self._log.info(
+                "stage_transition",
+                record_id=t.record_id,
+                build_stage=t.build_stage,
+                display_name=t.display_name,
+                from_status=t.from_status,
+                to_status=t.to_status,
+                status_code=t.status_code,
+                duration_seconds=t.duration_seconds,
+                pending_seconds=t.pending_seconds,
+                **_label_kv(rec),
+            )
+            self._emit(t)
+        for stage in obs.newly_finished:
+            self._metrics.count_finished(stage)
+        if obs.completed is not None:
+            c = obs.completed
+            self._log.info(
+                "record_complete",
+                record_id=c.record_id,
+                result=c.result,
+                duration_seconds=c.duration_seconds,
+                **_label_kv(rec),
+            )
+            self._emit(c)
+        self._notify()
+
+    async def apply_error(self, rec: WatchedRecord, error: CodeArtsError) -> None:
+        """Take in a failed poll: count it, log it, and give the record up if refused for good."""
+        rec.polls += 1
+        rec.consecutive_errors += 1
+        rec.error = str(error)
+        self._metrics.count_poll(error.outcome)
+        self._log.warning(
+            "poll_failed",
+            record_id=rec.record_id,
+            outcome=error.outcome,
+            error=str(error),
+            consecutive_errors=rec.consecutive_errors,
+        )
+        if isinstance(error, NotFound | Forbidden) and rec.state is RecordState.ACTIVE:
+            rec.refusals += 1
+            if rec.refusals >= self._confirmations:
+                rec.state = (
+                    RecordState.NOT_FOUND if isinstance(error, NotFound) else RecordState.FORBIDDEN
+                )
+                rec.finished_at = self._clock()
+                rec.version += 1
+                await self._store.save(rec.stored())
+                self._log.warning(
+                    "record_refused",
+                    record_id=rec.record_id,
+                    state=rec.state.value,
+                    error=str(error),
+                )
+        else:
+            rec.refusals = 0
+        self._notify()
+
+    async def expire(self, rec: WatchedRecord) -> None:
+        """Give up on a record watched longer than MONITOR_MAX_WATCH."""
+        if rec.state is not RecordState.ACTIVE:
+            return
+        rec.state = RecordState.EXPIRED
+        rec.finished_at = self._clock()
+        rec.version += 1
+        await self._store.save(rec.stored())
+        self._log.warning(
+            "record_expired",
+            record_id=rec.record_id,
+            watched_seconds=round(rec.finished_at - rec.added_at, 3),
+        )
+        self._notify()
+
+    def _emit(self, event: Transition | RecordCompleted) -> None:
+        for cb in self._event_listeners:
+            cb(event)
+
+
+def _label_kv(rec: StoredRecord) -> dict[str, dict[str, str]]:
+    return {"labels": dict(rec.labels)} if rec.labels else {}
