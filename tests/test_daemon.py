@@ -122,8 +122,10 @@ def _finished_stage_count(s: Any, plans: list[RecordPlan]) -> int:
 async def test_polling_stops_at_completion_and_aggregates_count_once(sim: SimServer) -> None:
     s = sim.sim
     done = [s.new_build(started_ago=10_000, fate=f) for f in ("SUCCESS", "FAILURE", "SUCCESS")]
-    # A build that has not started yet keeps the daemon busy polling.
-    sentinel = s.new_build(started_ago=-1_000_000)
+    # A build part-way through keeps the daemon polling a record with finished stages.
+    sentinel = s.new_build(started_ago=0, fate="SUCCESS")
+    first = sentinel.stages[0]
+    s.clock.advance(first.pending + first.run + 0.5)  # initial done, stage1 under way
     ids = [p.record_id for p in [*done, sentinel]]
     daemon = Daemon(make_settings(sim.url, ids))
     async with running(daemon):
@@ -142,17 +144,21 @@ async def test_polling_stops_at_completion_and_aggregates_count_once(sim: SimSer
 
     assert after == before  # not one more request for a complete record
     assert all(n == 1 for n in before.values())
+    # The sentinel's finished `initial` was seen on 10+ polls and counted once.
+    expected = _finished_stage_count(s, [*done, sentinel])
+    assert expected == sum(len(p.stages) for p in done) + 1
     finished = series(samples, "codearts_build_stages_finished_total")
-    assert sum(finished.values()) == _finished_stage_count(s, done)
+    assert sum(finished.values()) == expected
     hist_count = series(samples, "codearts_build_stage_finished_duration_seconds_count")
-    assert sum(hist_count.values()) == _finished_stage_count(s, done)
+    assert sum(hist_count.values()) == expected
     pending_count = series(samples, "codearts_build_stage_finished_pending_seconds_count")
-    assert sum(pending_count.values()) == _finished_stage_count(s, done)
-    # Every poll of the never-ending sentinel saw the same five INIT stages: no new transitions.
+    assert sum(pending_count.values()) == expected
+    # Repeated identical answers add no transitions: each INIT stage was seen once.
+    sentinel_states = s.truth(sentinel.record_id)["result"]["build_stages"].values()
     init_first_seen = value(
         samples, "codearts_build_stage_transitions_total", from_status="", to_status="INIT"
     )
-    assert init_first_seen == len(sentinel.stages)
+    assert init_first_seen == sum(1 for st in sentinel_states if st["status"] == "INIT")
 
 
 async def test_finished_records_series_disappear_after_retention(sim: SimServer) -> None:
