@@ -305,3 +305,31 @@ async def test_promtool_accepts_real_output(sim: SimServer) -> None:
     out = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 0, out
     assert out.strip() == ""  # no lint warnings either
+
+
+async def test_liveness_fails_while_the_scheduler_is_stuck(sim: SimServer) -> None:
+    slow = sim.sim.new_build(started_ago=60, fate="SUCCESS")
+    other = sim.sim.new_build(started_ago=-1_000_000)  # always due again
+    sim.sim.faults.slow_seconds = 3.0
+    sim.sim.faults.inject(Fault.SLOW, slow.record_id)
+    settings = make_settings(
+        sim.url,
+        [slow.record_id, other.record_id],
+        max_concurrency=1,
+        stall_timeout=0.3,
+        request_timeout=5.0,
+    )
+    daemon = Daemon(settings)
+    async with running(daemon):
+        # One worker, held by the slow answer, while the other record is due: a stall.
+        with anyio.fail_after(10):
+            while (await fetch(daemon, "/healthz"))[0] != 503:
+                await anyio.sleep(0.05)  # the condition is time itself: the stall timeout
+        status, _, body = await fetch(daemon, "/healthz")
+        assert "no progress" in body
+        rec = daemon.watchlist.records[slow.record_id]
+        await wait_until(daemon, lambda: rec.polls >= 1)
+        other_rec = daemon.watchlist.records[other.record_id]
+        polls = other_rec.polls
+        await wait_until(daemon, lambda: other_rec.polls > polls + 2)  # moving again
+        assert (await fetch(daemon, "/healthz"))[0] == 200
