@@ -28,11 +28,8 @@ class ApiRequest:
         qs = canonical_query(self.query)
         return f"{self.base_url}{self.path}" + (f"?{qs}" if qs else "")
 
-    def with_headers(self, **extra: str) -> ApiRequest:
-        """A copy with these headers added; header names use `-`, pass them via a dict."""
-        return replace(self, headers={**self.headers, **extra})
-
     def with_header_map(self, extra: Mapping[str, str]) -> ApiRequest:
+        """A copy with these headers added (or replaced)."""
         return replace(self, headers={**self.headers, **extra})
 
 
