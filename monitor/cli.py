@@ -132,7 +132,9 @@ def _watch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return EXIT_USAGE
-    settings = _load(args, records=list(dict.fromkeys(args.record_ids)), watchlist_file=None)
+    settings = _load(
+        args, records=list(dict.fromkeys(args.record_ids)), watchlist_file=None, jobs=[]
+    )
     if settings is None:
         return EXIT_USAGE
     configure_logging("console", "warning", stream=sys.stderr)

@@ -12,6 +12,7 @@ from monitor import __version__
 from monitor.codearts.auth import Auth, auth_from_settings
 from monitor.codearts.client import CodeArtsClient
 from monitor.domain import RecordSnapshot
+from monitor.export.admin import add_admin_routes
 from monitor.export.collector import RecordCollector
 from monitor.export.logging import get_logger, secret_filter
 from monitor.export.metrics import MonitorMetrics
@@ -19,6 +20,7 @@ from monitor.export.server import Health, build_app, start_site
 from monitor.settings import Settings
 from monitor.store.base import StateStore
 from monitor.store.memory import MemoryStore
+from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
 from monitor.tracking.watchlist import Watchlist
@@ -65,6 +67,14 @@ class Daemon:
             readiness=[self._readiness],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
+        self.admin = add_admin_routes(
+            self.app,
+            self.watchlist,
+            token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            read_protected=settings.admin_read_protected,
+            terminal_statuses=settings.terminal_statuses,
+        )
+        self.discovery: Discovery | None = None  # made in run(): it needs the client
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self.port: int | None = None
@@ -103,6 +113,15 @@ class Daemon:
                     s.watchlist_file, self.watchlist, s.watchlist_reload_interval
                 )
                 await watch_file.sync()
+            if s.jobs:
+                self.discovery = Discovery(
+                    self._client,
+                    self.watchlist,
+                    self.metrics,
+                    s.jobs,
+                    interval=s.discovery_interval,
+                    terminal_statuses=s.terminal_statuses,
+                )
             if self._serve_http:
                 runner, self.port = await start_site(self.app, s.host, s.port)
             self._log.info(
@@ -111,12 +130,15 @@ class Daemon:
                 endpoint=s.endpoint_url,
                 port=self.port,
                 records=len(self.watchlist.records),
+                jobs=len(s.jobs),
                 poll_interval=s.poll_interval,
             )
             async with anyio.create_task_group() as tg:
                 await tg.start(self.scheduler.run)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
+                if self.discovery is not None:
+                    await tg.start(self.discovery.run)
                 task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
