@@ -282,11 +282,15 @@ class AdminApi:
                 400, "invalid_json", 'the body is empty: send {"record_id": "...", "labels": {...}}'
             )
         try:
-            return json.loads(raw)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiProblem(400, "invalid_json", "the body is not UTF-8 text") from None
+        try:
+            return json.loads(text)
         except ValueError as exc:
             raise ApiProblem(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ApiProblem(400, "invalid_json", "the body's JSON is nested too deeply") from None
 
     # --- handlers ---
 
