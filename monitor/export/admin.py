@@ -108,8 +108,6 @@ def validate_record_request(data: object) -> tuple[str, dict[str, str], list[str
             problems.append(problem)
     raw_labels = data.get("labels", {})
     labels: dict[str, str] = {}
-    if raw_labels is None:
-        raw_labels = {}
     if not isinstance(raw_labels, dict):
         problems.append('labels must be an object of name/value strings, like {"team": "payments"}')
     else:
