@@ -11,6 +11,7 @@ from anyio.abc import TaskStatus
 from monitor import __version__
 from monitor.codearts.auth import Auth, auth_from_settings
 from monitor.codearts.client import CodeArtsClient
+from monitor.codearts.jobs import record_id_of_build
 from monitor.domain import RecordSnapshot
 from monitor.export.admin import add_admin_routes
 from monitor.export.collector import RecordCollector
@@ -92,6 +93,10 @@ class Daemon:
         assert self._client is not None
         return await self._client.full_stages(record_id)
 
+    async def _resolve_build(self, job_id: str, build_number: int) -> str:
+        assert self._client is not None
+        return await record_id_of_build(self._client, job_id, build_number)
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
         self._client = CodeArtsClient(
@@ -102,6 +107,7 @@ class Daemon:
             observer=self.metrics,
             user_agent=f"codearts-stage-monitor/{__version__}",
         )
+        self.admin.resolver = self._resolve_build
         runner = None
         try:
             await self.watchlist.restore()
@@ -142,6 +148,7 @@ class Daemon:
                 task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
+                self.admin.resolver = None
                 if runner is not None:
                     await runner.cleanup()
                 await self._client.aclose()

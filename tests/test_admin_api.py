@@ -460,3 +460,72 @@ async def test_the_admin_token_is_a_secret(
     monkeypatch.setenv("MONITOR_ADMIN_READ_PROTECTED", "true")
     assert cli_main(["check-config"]) == 2
     assert "MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN" in capsys.readouterr().err
+
+
+async def test_a_build_registers_itself_by_job_id_and_build_number(sim: SimServer) -> None:
+    job = sim.sim.add_job("payments-api")
+    sim.sim.new_build(job_id=job.job_id, started_ago=9_000)
+    plan = sim.sim.new_build(job_id=job.job_id)
+    assert plan.build_number == 2
+    body = {
+        "job_id": job.job_id,
+        "build_number": 2,
+        "labels": {"job_id": job.job_id, "job_name": "payments-api"},
+    }
+    async with running(admin_daemon(sim)) as d:
+        status, headers, rec = await call(d, "POST", RECORDS, body=body)
+        assert status == 201
+        assert rec["record_id"] == plan.record_id
+        assert headers["Location"] == f"{RECORDS}/{plan.record_id}"
+        assert rec["labels"] == body["labels"]
+        status, _, rec = await call(d, "POST", RECORDS, body=body)
+        assert (status, rec["record_id"]) == (200, plan.record_id)
+        await wait_until(d, lambda: d.watchlist.records[plan.record_id].snapshot is not None)
+
+        status, _, err = await call(d, "POST", RECORDS, body={**body, "build_number": 3})
+        assert (status, err["error"]) == (404, "unknown_build")
+        assert f"no build 3 of job {job.job_id}" in err["message"]
+        assert list(d.watchlist.records) == [plan.record_id]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"record_id": GOOD_ID, "job_id": "a" * 32, "build_number": 1},
+            "either record_id, or job_id and build_number, not both",
+        ),
+        ({"job_id": "a" * 32}, "build_number is required with job_id"),
+        ({"build_number": 4}, "job_id is required with build_number"),
+        ({"job_id": "A" * 32, "build_number": 4}, "exactly 32 characters of digits"),
+        ({"job_id": "a" * 32, "build_number": "4"}, "without quotes"),
+        ({"job_id": "a" * 32, "build_number": 0}, "from 1 to 2147483647"),
+        ({"job_id": "a" * 32, "build_number": True}, "whole number"),
+    ],
+)
+async def test_job_and_build_number_rules(sim: SimServer, body: Any, expected: str) -> None:
+    async with running(admin_daemon(sim)) as d:
+        status, _, err = await call(d, "POST", RECORDS, body=body)
+        assert status == 422
+        assert expected in err["message"]
+        assert d.watchlist.records == {}
+
+
+async def test_a_failing_lookup_is_a_bad_gateway_without_secrets(
+    sim: SimServer, log_stream: io.StringIO
+) -> None:
+    job = sim.sim.add_job()
+    sim.sim.new_build(job_id=job.job_id)
+    d = Daemon(
+        make_settings(
+            sim.url, auth_token=SecretStr("not-the-sim-token-12345"), admin_token=SecretStr(ADMIN)
+        )
+    )
+    async with running(d):
+        status, _, err = await call(
+            d, "POST", RECORDS, body={"job_id": job.job_id, "build_number": 1}
+        )
+    assert (status, err["error"]) == (502, "upstream_error")
+    assert "http=401" in err["message"]
+    assert "not-the-sim-token-12345" not in json.dumps(err)
+    assert d.watchlist.records == {}

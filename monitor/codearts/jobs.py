@@ -12,6 +12,12 @@ Why these two and not `/v3/jobs/{job_id}/history` (see docs/admin-api.md):
   (`GET /v1/job/{job_id}/info`) gives it as `result.project_id` ("构建工程ID,
   唯一对应codeci_job_id") together with `job_name`, which the history API
   lacks. It is asked once per job and remembered.
+
+The admin API turns a job id and build number (what a running build knows
+about itself: CodeArts Build's predefined parameters include INCREASENUM but
+no record id) into a record id with ShowJobBuildRecordDetail,
+`GET /v1/record/{job_id}/{build_no}/record-info` -> `result.build_record_id`
+(fields as on its documentation page; the API definitions have no example).
 """
 
 from __future__ import annotations
@@ -60,6 +66,18 @@ class _RecordsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     result: _RecordsResult | None = None
+
+
+class _RecordInfoResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    build_record_id: str | None = None
+
+
+class _RecordInfoBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    result: _RecordInfoResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +135,13 @@ async def recent_builds(
     ]
 
 
-__all__ = ["BuildSummary", "JobInfo", "job_info", "recent_builds"]
+async def record_id_of_build(client: CodeArtsClient, job_id: str, build_no: int) -> str:
+    """The record id of a job's build number (ShowJobBuildRecordDetail)."""
+    data = await client.get_json(f"/v1/record/{job_id}/{build_no}/record-info")
+    body = _parse(_RecordInfoBody, data, "record info")
+    if body.result is None or not body.result.build_record_id:
+        raise MalformedResponse("record info answer has no result.build_record_id")
+    return str(body.result.build_record_id)
+
+
+__all__ = ["BuildSummary", "JobInfo", "job_info", "recent_builds", "record_id_of_build"]

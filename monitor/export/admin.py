@@ -13,14 +13,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from monitor.codearts.errors import CodeArtsError, NotFound
 from monitor.domain import RecordSnapshot, RecordState
 from monitor.export.logging import get_logger
 from monitor.labels import LABEL_NAME_RE, MAX_LABEL_VALUE, MAX_LABELS, RESERVED_LABELS, label_errors
-from monitor.settings import RECORD_ID_RE, is_valid_record_id
+from monitor.settings import JOB_ID_RE, RECORD_ID_RE, is_valid_record_id
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 PREFIX = "/api/v1"
@@ -28,7 +30,8 @@ API_SOURCE = "api"
 MAX_BODY = 64 * 1024
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-REQUEST_FIELDS = ("record_id", "labels")
+REQUEST_FIELDS = ("record_id", "job_id", "build_number", "labels")
+MAX_BUILD_NUMBER = 2_147_483_647  # as the API definitions bound build_no
 ENABLE_HINT = (
     "changes through the admin API are disabled because no admin token is configured: "
     "set MONITOR_ADMIN_TOKEN (at least 16 characters) and send it as "
@@ -37,6 +40,8 @@ ENABLE_HINT = (
 _log = get_logger("monitor.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# (job_id, build_number) -> record id, through the daemon's API client
+Resolver = Callable[[str, int], Awaitable[str]]
 
 
 class ApiProblem(Exception):
@@ -83,29 +88,62 @@ def record_id_problem(value: object, field: str = "record_id") -> str | None:
     )
 
 
-def validate_record_request(data: object) -> tuple[str, dict[str, str], list[str]]:
-    """The record id and labels of a POST body, and every problem with it."""
+@dataclass(frozen=True, slots=True)
+class RecordRequest:
+    """A valid POST body: a record id, or the job id and build number to look it up by."""
+
+    record_id: str | None
+    job_id: str | None
+    build_number: int | None
+    labels: dict[str, str]
+
+
+def validate_record_request(data: object) -> tuple[RecordRequest | None, list[str]]:
+    """The request a POST body makes, or every problem with it."""
     if not isinstance(data, dict):
-        return (
-            "",
-            {},
-            [
-                'the body must be a JSON object like {"record_id": "<36 characters>", '
-                '"labels": {"team": "payments"}}'
-            ],
-        )
+        return None, [
+            'the body must be a JSON object like {"record_id": "<36 characters>", '
+            '"labels": {"team": "payments"}}'
+        ]
     problems = [
         f"unknown field {_shown(str(k))} (allowed: {', '.join(REQUEST_FIELDS)})"
         for k in data
         if k not in REQUEST_FIELDS
     ]
     record_id = data.get("record_id")
-    if record_id is None:
-        problems.append("record_id is required")
-    else:
+    job_id = data.get("job_id")
+    build_number = data.get("build_number")
+    if isinstance(build_number, float) and build_number.is_integer():
+        build_number = int(build_number)  # 42.0 is an integer to JSON Schema too
+    if record_id is not None:
+        if job_id is not None or build_number is not None:
+            problems.append("give either record_id, or job_id and build_number, not both")
         problem = record_id_problem(record_id)
         if problem:
             problems.append(problem)
+    elif job_id is None and build_number is None:
+        problems.append(
+            "record_id is required (or job_id and build_number, for a build registering itself)"
+        )
+    else:
+        if job_id is None:
+            problems.append("job_id is required with build_number")
+        elif not isinstance(job_id, str) or JOB_ID_RE.fullmatch(job_id) is None:
+            shown = _shown(job_id) if isinstance(job_id, str) else "of that type"
+            problems.append(
+                f"job_id {shown} is not a job id: it must be exactly 32 characters of digits "
+                "and lowercase letters"
+            )
+        if build_number is None:
+            problems.append("build_number is required with job_id")
+        elif (
+            not isinstance(build_number, int)
+            or isinstance(build_number, bool)
+            or not 1 <= build_number <= MAX_BUILD_NUMBER
+        ):
+            problems.append(
+                f"build_number must be a whole number from 1 to {MAX_BUILD_NUMBER}, without quotes"
+            )
     raw_labels = data.get("labels", {})
     labels: dict[str, str] = {}
     if not isinstance(raw_labels, dict):
@@ -113,7 +151,17 @@ def validate_record_request(data: object) -> tuple[str, dict[str, str], list[str
     else:
         problems.extend(label_errors(raw_labels))
         labels = {str(k): v for k, v in raw_labels.items() if isinstance(v, str)}
-    return (record_id if isinstance(record_id, str) else ""), labels, problems
+    if problems:
+        return None, problems
+    return (
+        RecordRequest(
+            record_id if isinstance(record_id, str) else None,
+            job_id if isinstance(job_id, str) else None,
+            build_number if isinstance(build_number, int) else None,
+            labels,
+        ),
+        [],
+    )
 
 
 # --- representation --------------------------------------------------------------------
@@ -191,6 +239,7 @@ class AdminApi:
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
         self._read_protected = read_protected
         self._terminal = terminal_statuses
+        self.resolver: Resolver | None = None  # set by the daemon while its client is open
 
     # --- auth ---
 
@@ -344,15 +393,40 @@ class AdminApi:
     async def add_record(self, request: web.Request) -> web.Response:
         self._may_change(request)
         data = await self._read_json(request)
-        record_id, labels, problems = validate_record_request(data)
-        if problems:
+        req, problems = validate_record_request(data)
+        if req is None:
             raise ApiProblem(422, "invalid_record", "; ".join(problems), problems)
-        rec, created = await self._watchlist.add(record_id, labels, source=API_SOURCE)
+        record_id = req.record_id or await self._resolve(req)
+        rec, created = await self._watchlist.add(record_id, req.labels, source=API_SOURCE)
         return web.json_response(
             record_json(rec, self._terminal, detail=False),
             status=201 if created else 200,
             headers={"Location": f"{PREFIX}/records/{record_id}"},
         )
+
+    async def _resolve(self, req: RecordRequest) -> str:
+        assert req.job_id is not None
+        assert req.build_number is not None
+        what = f"build {req.build_number} of job {req.job_id}"
+        if self.resolver is None:
+            raise ApiProblem(503, "not_ready", "the daemon is not connected to CodeArts Build yet")
+        try:
+            record_id = await self.resolver(req.job_id, req.build_number)
+        except NotFound:
+            raise ApiProblem(404, "unknown_build", f"CodeArts Build knows no {what}") from None
+        except CodeArtsError as exc:
+            raise ApiProblem(
+                502,
+                "upstream_error",
+                f"could not ask CodeArts Build for the record id of {what}: {exc}",
+            ) from None
+        if not is_valid_record_id(record_id):
+            raise ApiProblem(
+                502,
+                "upstream_error",
+                f"CodeArts Build answered {_shown(record_id)} as the record id of {what}",
+            )
+        return record_id
 
     async def delete_record(self, request: web.Request) -> web.Response:
         self._may_change(request)
@@ -436,6 +510,7 @@ def openapi_document() -> dict[str, Any]:
     nullable_number = {"type": ["number", "null"]}
     nullable_string = {"type": ["string", "null"]}
     stage_ref = {"$ref": "#/components/schemas/StageSummary"}
+    labels_ref = {"$ref": "#/components/schemas/Labels"}
     bad_token = _error_response("No bearer token, or not the admin token")
     record_param = {
         "name": "record_id",
@@ -519,7 +594,10 @@ def openapi_document() -> dict[str, Any]:
                         "403": _error_response("Changes are disabled: no admin token configured"),
                         "413": _error_response(f"The body is larger than {MAX_BODY} bytes"),
                         "415": _error_response("The body is not sent as application/json"),
+                        "404": _error_response("CodeArts Build knows no such job and build"),
                         "422": _error_response("The record id or a label is not valid"),
+                        "502": _error_response("CodeArts Build could not be asked for the build"),
+                        "503": _error_response("The daemon is still starting"),
                     },
                 },
             },
@@ -573,33 +651,52 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "RecordRequest": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["record_id"],
-                    "properties": {
-                        "record_id": record_id,
-                        "labels": {
+                    "oneOf": [
+                        {
                             "type": "object",
-                            "maxProperties": MAX_LABELS,
-                            "propertyNames": {
-                                "pattern": LABEL_NAME_RE.pattern,
-                                "not": {
-                                    "anyOf": [
-                                        {"enum": sorted(RESERVED_LABELS)},
-                                        {"pattern": "^__"},
-                                    ]
-                                },
-                            },
-                            "additionalProperties": {
-                                "type": "string",
-                                "maxLength": MAX_LABEL_VALUE,
-                            },
+                            "title": "By record id",
+                            "additionalProperties": False,
+                            "required": ["record_id"],
+                            "properties": {"record_id": record_id, "labels": labels_ref},
+                        },
+                        {
+                            "type": "object",
+                            "title": "By job id and build number",
                             "description": (
-                                "Added to every series of this record. Valid Prometheus label "
-                                "names, none of the monitor's own nor job/instance."
+                                "The monitor looks the record id up in CodeArts Build "
+                                "(GET /v1/record/{job_id}/{build_no}/record-info)."
                             ),
+                            "additionalProperties": False,
+                            "required": ["job_id", "build_number"],
+                            "properties": {
+                                "job_id": {"type": "string", "pattern": JOB_ID_RE.pattern},
+                                "build_number": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": MAX_BUILD_NUMBER,
+                                },
+                                "labels": labels_ref,
+                            },
+                        },
+                    ]
+                },
+                "Labels": {
+                    "type": "object",
+                    "maxProperties": MAX_LABELS,
+                    "propertyNames": {
+                        "pattern": LABEL_NAME_RE.pattern,
+                        "not": {
+                            "anyOf": [
+                                {"enum": sorted(RESERVED_LABELS)},
+                                {"pattern": "^__"},
+                            ]
                         },
                     },
+                    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE},
+                    "description": (
+                        "Added to every series and log event of this record. Valid Prometheus "
+                        "label names, none of the monitor's own nor job/instance."
+                    ),
                 },
                 "StageSummary": {
                     "type": "object",
