@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import io
 
+import anyio
+import pytest
+
 from monitor.daemon import Daemon
 from monitor.domain import RecordState
+from monitor.settings import ConfigError, load_settings
 from monitor.simulator.scenario import record_status
 from monitor.store.memory import MemoryStore
 from monitor.tracking.discovery import Discovery
-from tests.conftest import SimServer, log_events, make_settings, running, scrape, series, value
+from tests.conftest import (
+    SimServer,
+    fetch,
+    log_events,
+    make_settings,
+    running,
+    scrape,
+    series,
+    value,
+)
 
 EVERY = 600.0  # simulated seconds between two builds of a job
 SCALE = 0.01  # builds of a few simulated seconds, all over well before the next one
@@ -165,3 +178,35 @@ async def test_a_running_build_removed_from_the_watchlist_stays_removed(sim: Sim
         await next_round(d, 3)
         assert record_status(plan, s.clock.now()) == "RUNNING"
         assert plan.record_id not in d.watchlist.records
+
+
+async def test_metrics_with_discovery_and_labels_pass_promtool(sim: SimServer) -> None:
+    s = sim.sim
+    job = s.add_job('name with "quotes" and \\ backslash')
+    plan = s.new_build(job_id=job.job_id, started_ago=20)
+    d = Daemon(make_settings(sim.url, jobs=[job.job_id], discovery_interval=0.05))
+    async with running(d):
+        await d.watchlist.wait_for(
+            lambda: (
+                plan.record_id in d.watchlist.records
+                and d.watchlist.records[plan.record_id].snapshot is not None
+            )
+        )
+        status, _, text = await fetch(d, "/metrics")
+    assert status == 200
+    assert 'job_name="name with \\"quotes\\" and \\\\ backslash"' in text
+    result = await anyio.run_process(
+        ["promtool", "check", "metrics"], input=text.encode(), check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_job_ids_are_checked_when_settings_load() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(auth_token="x" * 20, jobs="0123456789abcdef0123456789abcdef,Not-A-Job")
+    assert exc.value.errors == [
+        "jobs (MONITOR_JOBS): not a job id (32 characters of [0-9a-z]): 'Not-A-Job'"
+    ]
+    settings = load_settings(auth_token="x" * 20, jobs=" a1b2c3d4e5f60718293a4b5c6d7e8f90 ,")
+    assert settings.jobs == ["a1b2c3d4e5f60718293a4b5c6d7e8f90"]
+    assert settings.discovery_interval == 60.0
