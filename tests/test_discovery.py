@@ -6,9 +6,11 @@ import io
 
 import anyio
 import pytest
+from aiohttp import web
 
 from monitor.daemon import Daemon
 from monitor.domain import RecordState
+from monitor.export.server import start_site
 from monitor.settings import ConfigError, load_settings
 from monitor.simulator.scenario import record_status
 from monitor.store.memory import MemoryStore
@@ -210,3 +212,48 @@ def test_job_ids_are_checked_when_settings_load() -> None:
     settings = load_settings(auth_token="x" * 20, jobs=" a1b2c3d4e5f60718293a4b5c6d7e8f90 ,")
     assert settings.jobs == ["a1b2c3d4e5f60718293a4b5c6d7e8f90"]
     assert settings.discovery_interval == 60.0
+
+
+async def test_answers_of_the_wrong_shape_are_counted_and_survived(
+    log_stream: io.StringIO,
+) -> None:
+    """A loopback server answering garbage: discovery logs and counts it, and keeps going."""
+    job_id = "0123456789abcdef0123456789abcdef"
+    project = "a3270d84-ddc7-4288-b985-f801871b260d"
+    bad_records: list[object] = [
+        [1, 2],
+        {"result": {"data": [{"id": "x", "status": {"nested": 1}}]}},
+        {"result": None},
+        {"result": {"data": [{"id": "not-a-record-id", "status": "RUNNING"}]}},
+    ]
+    served = 0
+
+    async def info(request: web.Request) -> web.Response:
+        return web.json_response({"result": {"job_name": "j", "project_id": project}})
+
+    async def records(request: web.Request) -> web.Response:
+        nonlocal served
+        served += 1
+        return web.json_response(bad_records[(served - 1) % len(bad_records)])
+
+    app = web.Application()
+    app.router.add_get(f"/v1/job/{job_id}/info", info)
+    app.router.add_get(f"/v1/record/{project}/records", records)
+    runner, port = await start_site(app, "127.0.0.1", 0)
+    try:
+        d = Daemon(
+            make_settings(f"http://127.0.0.1:{port}", jobs=[job_id], discovery_interval=0.01)
+        )
+        async with running(d):
+            await next_round(d, len(bad_records) + 1)
+            samples = await scrape(d)
+            assert d.watchlist.records == {}
+    finally:
+        await runner.cleanup()
+    malformed = value(samples, "stage_monitor_discovery_runs_total", outcome="malformed")
+    assert malformed is not None
+    assert malformed >= 3
+    assert log_events(log_stream, "discovered_id_invalid")
+    errors = [e["error"] for e in log_events(log_stream, "discovery_failed")]
+    assert any("does not match the documented shape" in e for e in errors)
+    assert any("has no result.data" in e for e in errors)
