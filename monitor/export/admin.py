@@ -307,7 +307,8 @@ class AdminApi:
                 raise ApiProblem(
                     415,
                     "unsupported_media_type",
-                    f"send the body as JSON with 'Content-Type: application/json' (got {ctype!r})",
+                    f"send the body as JSON with 'Content-Type: application/json' "
+                    f"(got {_shown(ctype)})",
                 )
         too_large = ApiProblem(
             413,
