@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
@@ -257,3 +258,23 @@ async def test_answers_of_the_wrong_shape_are_counted_and_survived(
     errors = [e["error"] for e in log_events(log_stream, "discovery_failed")]
     assert any("does not match the documented shape" in e for e in errors)
     assert any("has no result.data" in e for e in errors)
+
+
+async def test_simulator_control_endpoint_makes_jobs_and_starts_builds(sim: SimServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{sim.url}/_sim/jobs", json={"job_name": "from-outside", "every": 60}
+        ) as resp:
+            job = await resp.json()
+        async with session.post(f"{sim.url}/_sim/jobs", json={"job_id": job["job_id"]}) as resp:
+            started = await resp.json()
+    made = sim.sim.jobs[job["job_id"]]
+    assert (made.job_name, made.build_project_id, made.every) == (
+        "from-outside",
+        job["project_id"],
+        60,
+    )
+    assert sim.sim.plans[started["record_id"]].job_id == job["job_id"]
+    sim.sim.clock.advance(125)
+    assert len(sim.sim.start_due_builds()) == 2  # at +60 and +120
+    assert [p.build_number for p in sim.sim.builds_of(job["job_id"])] == [3, 2, 1]

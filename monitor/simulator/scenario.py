@@ -326,6 +326,7 @@ def build_record(
         "build_no": str(plan.build_number),
         "build_record_type": {"record_type": "JOB", "trigger_type": "MANUAL"},
         "build_yml_path": ".cloudbuild/build.yml",
+        "build_yml_url": "",
         "create_time": format_time(plan.created, plan.shape),
         "daily_build_no": f"{day}.{plan.build_number}",
         "daily_build_number": f"{day}.{plan.build_number}",
