@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--token", help="the token to accept (default: a random one, printed)")
     s.add_argument("--fault-rate", type=float, default=0.0, help="share of answers that fail")
+    s.add_argument("--jobs", type=int, default=0, help="build jobs to create (for MONITOR_JOBS)")
+    s.add_argument(
+        "--build-every",
+        type=float,
+        default=120.0,
+        help="simulated seconds between two builds of each job",
+    )
 
     d = sub.add_parser("demo", help="the simulator and the daemon in one process")
     d.add_argument("--port", type=int, default=9630, help="the daemon's port")
@@ -132,7 +139,9 @@ def _watch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return EXIT_USAGE
-    settings = _load(args, records=list(dict.fromkeys(args.record_ids)), watchlist_file=None)
+    settings = _load(
+        args, records=list(dict.fromkeys(args.record_ids)), watchlist_file=None, jobs=[]
+    )
     if settings is None:
         return EXIT_USAGE
     configure_logging("console", "warning", stream=sys.stderr)
@@ -196,6 +205,10 @@ def _simulate(args: argparse.Namespace) -> int:
         faults=FaultPlan(args.fault_rate, seed=args.seed),
     )
     plans = sim.populate(args.records, duration_scale=args.duration_scale)
+    jobs = [
+        sim.add_job(every=args.build_every, duration_scale=args.duration_scale)
+        for _ in range(args.jobs)
+    ]
 
     async def main_async() -> None:
         runner, port = await serve(sim, args.host, args.port)
@@ -204,6 +217,7 @@ def _simulate(args: argparse.Namespace) -> int:
                 "simulator_started",
                 url=f"http://{args.host}:{port}",
                 records=[p.record_id for p in plans],
+                jobs=[j.job_id for j in jobs],
             )
             if not args.token:
                 print(f"token: {token}", flush=True)

@@ -11,7 +11,9 @@ from anyio.abc import TaskStatus
 from monitor import __version__
 from monitor.codearts.auth import Auth, auth_from_settings
 from monitor.codearts.client import CodeArtsClient
+from monitor.codearts.jobs import record_id_of_build
 from monitor.domain import RecordSnapshot
+from monitor.export.admin import add_admin_routes
 from monitor.export.collector import RecordCollector
 from monitor.export.logging import get_logger, secret_filter
 from monitor.export.metrics import MonitorMetrics
@@ -19,6 +21,7 @@ from monitor.export.server import Health, build_app, start_site
 from monitor.settings import Settings
 from monitor.store.base import StateStore
 from monitor.store.memory import MemoryStore
+from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
 from monitor.tracking.watchlist import Watchlist
@@ -65,6 +68,14 @@ class Daemon:
             readiness=[self._readiness],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
+        self.admin = add_admin_routes(
+            self.app,
+            self.watchlist,
+            token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            read_protected=settings.admin_read_protected,
+            terminal_statuses=settings.terminal_statuses,
+        )
+        self.discovery: Discovery | None = None  # made in run(): it needs the client
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self.port: int | None = None
@@ -82,6 +93,10 @@ class Daemon:
         assert self._client is not None
         return await self._client.full_stages(record_id)
 
+    async def _resolve_build(self, job_id: str, build_number: int) -> str:
+        assert self._client is not None
+        return await record_id_of_build(self._client, job_id, build_number)
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
         self._client = CodeArtsClient(
@@ -92,6 +107,7 @@ class Daemon:
             observer=self.metrics,
             user_agent=f"codearts-stage-monitor/{__version__}",
         )
+        self.admin.resolver = self._resolve_build
         runner = None
         try:
             await self.watchlist.restore()
@@ -103,6 +119,15 @@ class Daemon:
                     s.watchlist_file, self.watchlist, s.watchlist_reload_interval
                 )
                 await watch_file.sync()
+            if s.jobs:
+                self.discovery = Discovery(
+                    self._client,
+                    self.watchlist,
+                    self.metrics,
+                    s.jobs,
+                    interval=s.discovery_interval,
+                    terminal_statuses=s.terminal_statuses,
+                )
             if self._serve_http:
                 runner, self.port = await start_site(self.app, s.host, s.port)
             self._log.info(
@@ -111,15 +136,19 @@ class Daemon:
                 endpoint=s.endpoint_url,
                 port=self.port,
                 records=len(self.watchlist.records),
+                jobs=len(s.jobs),
                 poll_interval=s.poll_interval,
             )
             async with anyio.create_task_group() as tg:
                 await tg.start(self.scheduler.run)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
+                if self.discovery is not None:
+                    await tg.start(self.discovery.run)
                 task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
+                self.admin.resolver = None
                 if runner is not None:
                     await runner.cleanup()
                 await self._client.aclose()

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
+JOB_ID_RE = re.compile(r"^[0-9a-z]{32}$")  # as the API definitions give it
 DEFAULT_TERMINAL_STATUSES = (
     "SUCCESS",
     "FAILURE",
@@ -73,6 +74,8 @@ class Settings(BaseSettings):
     records: Annotated[list[str], NoDecode] = Field(default_factory=list)
     watchlist_file: Path | None = None
     watchlist_reload_interval: float = Field(5.0, gt=0)
+    jobs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    discovery_interval: float = Field(60.0, gt=0)
 
     # --- polling --------------------------------------------------------------------
     poll_interval: float = Field(15.0, gt=0)
@@ -89,6 +92,10 @@ class Settings(BaseSettings):
     port: int = Field(9630, ge=0, le=65535)
     log_format: Literal["json", "console"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- admin API --------------------------------------------------------------------
+    admin_token: SecretStr | None = None
+    admin_read_protected: bool = False
 
     @classmethod
     def settings_customise_sources(
@@ -117,6 +124,21 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(
                 "not a record id (36 characters of [0-9a-z-]): " + ", ".join(repr(b) for b in bad)
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _jobs_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs_valid(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if JOB_ID_RE.fullmatch(v) is None]
+        if bad:
+            raise ValueError(
+                "not a job id (32 characters of [0-9a-z]): " + ", ".join(repr(b) for b in bad)
             )
         return list(dict.fromkeys(value))
 
@@ -154,6 +176,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _admin_consistent(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token is not None else ""
+        if self.admin_token is not None and len(token) < 16:
+            raise ValueError("MONITOR_ADMIN_TOKEN must be at least 16 characters")
+        if self.admin_read_protected and self.admin_token is None:
+            raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN")
+        return self
+
     @property
     def endpoint_url(self) -> str:
         """The CodeArts Build base URL with `{region}` filled in."""
@@ -164,6 +195,8 @@ class Settings(BaseSettings):
         out: list[str] = []
         if self.auth_token is not None:
             out.append(self.auth_token.get_secret_value())
+        if self.admin_token is not None:
+            out.append(self.admin_token.get_secret_value())
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:

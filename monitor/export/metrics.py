@@ -107,6 +107,17 @@ class MonitorMetrics:
             buckets=API_LATENCY_BUCKETS,
             registry=r,
         )
+        self.discovery_runs = Counter(
+            "stage_monitor_discovery_runs",
+            "Listings of one job's recent builds by job discovery, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.discovered_records = Counter(
+            "stage_monitor_discovered_records",
+            "Builds that job discovery added to the watchlist.",
+            registry=r,
+        )
         self.build_info = Gauge(
             "stage_monitor_build_info",
             "Always 1; the version label says which build runs.",
@@ -117,6 +128,7 @@ class MonitorMetrics:
         # Outcomes a dashboard should see as zero before the first one happens.
         for outcome in ("success",):
             self.polls.labels(outcome=outcome)
+            self.discovery_runs.labels(outcome=outcome)
 
     def watch_record_states(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
         """Export `stage_monitor_records{state}` from a function called at scrape time."""
@@ -144,3 +156,9 @@ class MonitorMetrics:
         pending = ms_to_seconds(stage.pending_duration_ms)
         if pending is not None:
             self.finished_pending.labels(display_name=stage.display_name).observe(pending)
+
+    def count_discovery_run(self, outcome: str) -> None:
+        self.discovery_runs.labels(outcome=outcome).inc()
+
+    def count_discovered(self) -> None:
+        self.discovered_records.inc()

@@ -26,9 +26,11 @@ from aiohttp import web
 
 from monitor.export.server import start_site
 from monitor.simulator.faults import Fault, FaultPlan
-from monitor.simulator.scenario import RecordPlan, full_stages_body, make_plan
+from monitor.simulator.scenario import RecordPlan, build_record, full_stages_body, make_plan
 
 RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
+JOB_ID_RE = re.compile(r"^[0-9a-z]{32}$")
+MAX_PAGE_LIMIT = 100  # "limit小于等于100" in the ListRecords definition
 APIGW_TOKEN_MSG = "Incorrect IAM authentication information: token expires or invalid"  # noqa: S105
 
 
@@ -61,6 +63,24 @@ class LoggedRequest:
     fault: str | None
 
 
+@dataclass(slots=True)
+class SimJob:
+    """A build job: its id (32 characters), name and build project id (a UUID).
+
+    `every` > 0 starts a new build every `every` simulated seconds from `next_at`;
+    builds are started lazily, when a request arrives, each at its scheduled time,
+    so the answers stay a pure function of the simulated time.
+    """
+
+    job_id: str
+    job_name: str
+    build_project_id: str
+    next_build_number: int = 1
+    every: float = 0.0
+    next_at: float = 0.0
+    duration_scale: float = 1.0
+
+
 def error_body(code: str, msg: str) -> dict[str, str]:
     return {"error_code": code, "error_msg": msg}
 
@@ -86,6 +106,7 @@ class Simulator:
         self.tokens: set[str] = set(tokens) if tokens is not None else {secrets.token_urlsafe(24)}
         self.faults = faults or FaultPlan(seed=seed)
         self.plans: dict[str, RecordPlan] = {}
+        self.jobs: dict[str, SimJob] = {}
         self.requests: deque[LoggedRequest] = deque(maxlen=200_000)
         self.requests_by_record: Counter[str] = Counter()
         self.answered: dict[str, dict[str, Any]] = {}  # last 200 body per record: the truth
@@ -104,9 +125,17 @@ class Simulator:
         duration_scale: float = 1.0,
         fate: str | None = None,
         job_id: str = "",
-        build_number: int = 1,
+        build_number: int | None = None,
     ) -> RecordPlan:
-        """Start a build `started_ago` simulated seconds before now."""
+        """Start a build `started_ago` simulated seconds before now.
+
+        A build of a job made with `add_job` gets that job's next build number.
+        """
+        job = self.jobs.get(job_id)
+        if build_number is None:
+            build_number = job.next_build_number if job is not None else 1
+        if job is not None:
+            job.next_build_number = max(job.next_build_number, build_number + 1)
         plan = make_plan(
             self.rng,
             self.clock.now() - started_ago,
@@ -116,6 +145,48 @@ class Simulator:
             fate=fate,
         )
         return self.add_plan(plan)
+
+    def add_job(
+        self,
+        job_name: str | None = None,
+        *,
+        every: float = 0.0,
+        first_in: float | None = None,
+        duration_scale: float = 1.0,
+    ) -> SimJob:
+        """A new build job; with `every` > 0 it starts a build every `every` simulated seconds."""
+        n = len(self.jobs) + 1
+        job = SimJob(
+            job_id=uuid.UUID(int=self.rng.getrandbits(128)).hex,
+            job_name=job_name or f"sim-job-{n}",
+            build_project_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            every=every,
+            next_at=self.clock.now() + (every if first_in is None else first_in),
+            duration_scale=duration_scale,
+        )
+        self.jobs[job.job_id] = job
+        return job
+
+    def start_due_builds(self) -> list[RecordPlan]:
+        """Start every scheduled build whose time has come, each at its own start time."""
+        now = self.clock.now()
+        started = []
+        for job in self.jobs.values():
+            while job.every > 0 and job.next_at <= now:
+                ago = now - job.next_at
+                job.next_at += job.every
+                started.append(
+                    self.new_build(
+                        started_ago=ago, duration_scale=job.duration_scale, job_id=job.job_id
+                    )
+                )
+        return started
+
+    def builds_of(self, job_id: str) -> list[RecordPlan]:
+        """A job's builds, newest first."""
+        plans = [p for p in self.plans.values() if p.job_id == job_id]
+        plans.sort(key=lambda p: (p.created, p.build_number), reverse=True)
+        return plans
 
     def populate(self, count: int, duration_scale: float = 1.0) -> list[RecordPlan]:
         """`count` builds at every point of their life: some done, some running, some queued."""
@@ -139,7 +210,11 @@ class Simulator:
     def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/record/{record_id}/full-stages", self._full_stages)
+        app.router.add_get("/v1/job/{job_id}/info", self._job_info)
+        app.router.add_get("/v1/record/{build_project_id}/records", self._list_records)
+        app.router.add_get("/v1/record/{job_id}/{build_no}/record-info", self._record_info)
         app.router.add_get("/_sim/records", self._sim_records)
+        app.router.add_post("/_sim/jobs", self._sim_jobs)
         app.router.add_post("/_sim/faults", self._sim_faults)
         app.router.add_post("/_sim/clock", self._sim_clock)
         return app
@@ -172,6 +247,8 @@ class Simulator:
         fault = self.faults.pick(record_id)
         if fault is not None:
             return await self._faulty(request, record_id, fault)
+        if self.jobs:
+            self.start_due_builds()
         if not RECORD_ID_RE.fullmatch(record_id):
             self._log(request, record_id, 400, None)
             return web.json_response(error_body("CB.00060200", "Invalid param"), status=400)
@@ -186,6 +263,153 @@ class Simulator:
         self._log(request, record_id, 200, None)
         return web.Response(
             body=json.dumps(body).encode(), content_type="application/json", charset="UTF-8"
+        )
+
+    async def _job_info(self, request: web.Request) -> web.Response:
+        """ShowJobInfo. The definition has a schema but no example; values are INVENTED."""
+        job_id = request.match_info["job_id"]
+        if not self.authorized(request):
+            self._log(request, None, 401, None)
+            return web.json_response(apigw_body("APIGW.0301", APIGW_TOKEN_MSG), status=401)
+        self.start_due_builds()
+        if not JOB_ID_RE.fullmatch(job_id):
+            self._log(request, None, 400, None)
+            return web.json_response(error_body("CB.00060201", "Invalid task id"), status=400)
+        job = self.jobs.get(job_id)
+        if job is None:
+            # INVENTED: no source says what an unknown job id gets.
+            self._log(request, None, 404, None)
+            return web.json_response(
+                error_body("DEVCB.00031006", "build task not found"), status=404
+            )
+        builds = self.builds_of(job_id)
+        now = self.clock.now()
+        last_running = (
+            bool(builds)
+            and build_record(
+                builds[0], now, job_name=job.job_name, build_project_id=job.build_project_id
+            )["status"]
+            == "RUNNING"
+        )
+        self._log(request, None, 200, None)
+        return web.json_response(
+            {
+                "error": None,
+                "result": {
+                    "build_time": "0",
+                    "charge_time": "0",
+                    "create_time": 1717574458000,
+                    "disabled": False,
+                    "favorite": False,
+                    "health_score": 100,
+                    "id": job.job_id,
+                    "is_copy": True,
+                    "is_delete": True,
+                    "is_execute": True,
+                    "is_forbidden": True,
+                    "is_manager": True,
+                    "is_modify": True,
+                    "is_view": True,
+                    "job_name": job.job_name,
+                    "last_build_status": "running" if last_running else "success",
+                    "last_build_time": int(builds[0].created * 1000) if builds else None,
+                    "new_build": False,
+                    "project_id": job.build_project_id,
+                    "project_permission_switch": False,
+                    "running_status": "Running" if last_running else "Finished",
+                    "source_code": "codehub",
+                },
+                "status": "success",
+            }
+        )
+
+    async def _list_records(self, request: web.Request) -> web.Response:
+        """ListRecords: a build project's records, newest first.
+
+        The order is INVENTED (no source documents it; the console lists newest
+        first). `pagination.total` is -1, as in the documented example.
+        """
+        project = request.match_info["build_project_id"]
+        if not self.authorized(request):
+            self._log(request, None, 401, None)
+            return web.json_response(apigw_body("APIGW.0301", APIGW_TOKEN_MSG), status=401)
+        self.start_due_builds()
+        try:
+            page = int(request.query.get("page", "0"))
+            limit = int(request.query.get("limit", "10"))
+        except ValueError:
+            page, limit = -1, -1
+        if not RECORD_ID_RE.fullmatch(project) or page < 0 or not 1 <= limit <= MAX_PAGE_LIMIT:
+            self._log(request, None, 400, None)
+            return web.json_response(error_body("CB.00060200", "Invalid param"), status=400)
+        job = next((j for j in self.jobs.values() if j.build_project_id == project), None)
+        if job is None:
+            # INVENTED: no source says what an unknown build project gets.
+            self._log(request, None, 404, None)
+            return web.json_response(
+                error_body("DEVCB.00031006", "build task not found"), status=404
+            )
+        now = self.clock.now()
+        chosen = self.builds_of(job.job_id)[page * limit : (page + 1) * limit]
+        data = [
+            build_record(p, now, job_name=job.job_name, build_project_id=project) for p in chosen
+        ]
+        self._log(request, None, 200, None)
+        return web.json_response(
+            {
+                "error": None,
+                "result": {"data": data, "pagination": {"limit": limit, "page": page, "total": -1}},
+                "status": "success",
+            }
+        )
+
+    async def _record_info(self, request: web.Request) -> web.Response:
+        """ShowJobBuildRecordDetail: the record of a job's build number.
+
+        Fields as on the documentation page (no example exists); values the
+        monitor never reads are left out. Unknown job or build: INVENTED 404.
+        """
+        job_id = request.match_info["job_id"]
+        if not self.authorized(request):
+            self._log(request, None, 401, None)
+            return web.json_response(apigw_body("APIGW.0301", APIGW_TOKEN_MSG), status=401)
+        self.start_due_builds()
+        try:
+            build_no = int(request.match_info["build_no"])
+        except ValueError:
+            build_no = 0
+        if not JOB_ID_RE.fullmatch(job_id) or build_no < 1:
+            self._log(request, None, 400, None)
+            return web.json_response(error_body("CB.00060200", "Invalid param"), status=400)
+        job = self.jobs.get(job_id)
+        plan = next((p for p in self.builds_of(job_id) if p.build_number == build_no), None)
+        if job is None or plan is None:
+            self._log(request, None, 404, None)
+            return web.json_response(
+                error_body("DEVCB.00031006", "build task not found"), status=404
+            )
+        record = build_record(
+            plan, self.clock.now(), job_name=job.job_name, build_project_id=job.build_project_id
+        )
+        self._log(request, None, 200, None)
+        return web.json_response(
+            {
+                "status": "success",
+                "error": None,
+                "result": {
+                    "id": uuid.uuid5(uuid.NAMESPACE_OID, plan.record_id).hex,
+                    "build_project_id": job.build_project_id,
+                    "build_record_id": plan.record_id,
+                    "codeci_job_id": job_id,
+                    "build_no": build_no,
+                    "daily_build_num": record["daily_build_number"].split(".")[-1],
+                    "execution_id": plan.execution_id,
+                    "status": record["status"],
+                    "create_time": record["create_time"],
+                    "start_time": record["start_time"],
+                    "finish_time": record["finish_time"],
+                },
+            }
         )
 
     async def _faulty(
@@ -255,6 +479,7 @@ class Simulator:
             self._log(request, record_id, status, fault)
 
     async def _sim_records(self, request: web.Request) -> web.Response:
+        self.start_due_builds()
         now = self.clock.now()
         return web.json_response(
             {
@@ -272,6 +497,17 @@ class Simulator:
                 Fault(data["kind"]), data.get("record_id"), int(data.get("count", 1))
             )
         return web.json_response({"ok": True})
+
+    async def _sim_jobs(self, request: web.Request) -> web.Response:
+        """Make a job (`{"job_name": N, "every": S}`) or start a build (`{"job_id": J}`)."""
+        data = await request.json()
+        if "job_id" in data:
+            plan = self.new_build(job_id=str(data["job_id"]))
+            return web.json_response({"record_id": plan.record_id})
+        job = self.add_job(data.get("job_name"), every=float(data.get("every", 0)))
+        return web.json_response(
+            {"job_id": job.job_id, "job_name": job.job_name, "project_id": job.build_project_id}
+        )
 
     async def _sim_clock(self, request: web.Request) -> web.Response:
         data = await request.json()

@@ -132,7 +132,13 @@ class Watchlist:
         self.records[record_id] = rec
         await self._store.save(rec.stored())
         if rec.state is RecordState.ERROR:
-            self._log.warning("record_invalid", record_id=record_id, source=source, error=rec.error)
+            self._log.warning(
+                "record_invalid",
+                record_id=record_id,
+                source=source,
+                error=rec.error,
+                **_label_kv(rec),
+            )
         else:
             self._log.info("record_added", record_id=record_id, source=source, **_label_kv(rec))
             for cb in self._added_listeners:
@@ -146,7 +152,7 @@ class Watchlist:
         if rec is None:
             return False
         await self._store.delete(record_id)
-        self._log.info("record_removed", record_id=record_id, source=rec.source)
+        self._log.info("record_removed", record_id=record_id, source=rec.source, **_label_kv(rec))
         self._notify()
         return True
 
@@ -221,6 +227,7 @@ class Watchlist:
             outcome=error.outcome,
             error=str(error),
             consecutive_errors=rec.consecutive_errors,
+            **_label_kv(rec),
         )
         if isinstance(error, NotFound | Forbidden) and rec.state is RecordState.ACTIVE:
             rec.refusals += 1
@@ -236,6 +243,7 @@ class Watchlist:
                     record_id=rec.record_id,
                     state=rec.state.value,
                     error=str(error),
+                    **_label_kv(rec),
                 )
         else:
             rec.refusals = 0
@@ -253,6 +261,7 @@ class Watchlist:
             "record_expired",
             record_id=rec.record_id,
             watched_seconds=round(rec.finished_at - rec.added_at, 3),
+            **_label_kv(rec),
         )
         self._notify()
 

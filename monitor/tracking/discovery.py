@@ -1,0 +1,115 @@
+"""Job discovery: watch every new build of the jobs in MONITOR_JOBS from the moment it starts.
+
+Each round lists the most recent builds of every job (see monitor/codearts/jobs.py
+for which API and why) and adds those that are neither finished nor seen before,
+labelled `job_id` and `job_name`. Builds already finished when first seen are
+history: they are never added, and neither is a build seen in an earlier round
+(so a record someone deleted through the admin API stays deleted).
+
+Requests go through the daemon's one API client, so they share its rate budget.
+"""
+
+from __future__ import annotations
+
+import anyio
+from anyio.abc import TaskStatus
+
+from monitor.codearts.client import CodeArtsClient
+from monitor.codearts.errors import CodeArtsError
+from monitor.codearts.jobs import JobInfo, job_info, recent_builds
+from monitor.export.logging import get_logger
+from monitor.export.metrics import MonitorMetrics
+from monitor.labels import MAX_LABEL_VALUE
+from monitor.settings import is_valid_record_id
+from monitor.tracking.watchlist import Watchlist
+
+DISCOVERY_SOURCE = "discovery"
+# Builds read per job and round. The list's order is not documented; we read it
+# as newest first (as the console shows it), so more than this many builds of
+# one job starting within one interval would be missed.
+PAGE_SIZE = 20
+
+
+class Discovery:
+    """Finds new builds of a fixed set of jobs, one round every `interval` seconds."""
+
+    def __init__(
+        self,
+        client: CodeArtsClient,
+        watchlist: Watchlist,
+        metrics: MonitorMetrics,
+        job_ids: list[str],
+        *,
+        interval: float,
+        terminal_statuses: frozenset[str],
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self._client = client
+        self._watchlist = watchlist
+        self._metrics = metrics
+        self.job_ids = list(job_ids)
+        self._interval = interval
+        self._terminal = terminal_statuses
+        self._page_size = page_size
+        self._info: dict[str, JobInfo] = {}
+        self._seen: dict[str, set[str]] = {}
+        self.rounds_started = 0
+        self.rounds_completed = 0
+        self._round_done = anyio.Event()
+        self._log = get_logger("monitor.discovery")
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """A round now, then one every interval, until cancelled."""
+        task_status.started()
+        while True:
+            await self.run_once()
+            await anyio.sleep(self._interval)
+
+    async def run_once(self) -> None:
+        """One round over every job; a job that fails is retried next round."""
+        self.rounds_started += 1
+        for job_id in self.job_ids:
+            await self._discover(job_id)
+        self.rounds_completed += 1
+        self._round_done.set()
+        self._round_done = anyio.Event()
+
+    async def wait_rounds(self, count: int) -> None:
+        """Return once `count` rounds have completed since the process started."""
+        while self.rounds_completed < count:
+            await self._round_done.wait()
+
+    async def _discover(self, job_id: str) -> None:
+        try:
+            info = self._info.get(job_id)
+            if info is None:
+                info = await job_info(self._client, job_id)
+                self._info[job_id] = info
+            builds = await recent_builds(self._client, info.build_project_id, self._page_size)
+        except CodeArtsError as exc:
+            self._info.pop(job_id, None)  # ask for the job again next round
+            self._metrics.count_discovery_run(exc.outcome)
+            self._log.warning(
+                "discovery_failed", job_id=job_id, outcome=exc.outcome, error=str(exc)
+            )
+            return
+        seen = self._seen.get(job_id, set())
+        labels = {"job_id": job_id}
+        if info.job_name:
+            labels["job_name"] = info.job_name[:MAX_LABEL_VALUE]
+        added = []
+        for build in builds:
+            rid = build.record_id
+            if rid in seen or rid in self._watchlist.records or build.status in self._terminal:
+                continue
+            if not is_valid_record_id(rid):
+                self._log.warning("discovered_id_invalid", job_id=job_id, record_id=rid[:80])
+                continue
+            _, created = await self._watchlist.add(rid, labels, source=DISCOVERY_SOURCE)
+            if created:
+                added.append(rid)
+                self._metrics.count_discovered()
+        self._seen[job_id] = {b.record_id for b in builds}
+        self._metrics.count_discovery_run("success")
+        if added:
+            self._log.info("builds_discovered", job_id=job_id, record_ids=added, labels=labels)
