@@ -10,6 +10,7 @@ from anyio.abc import TaskStatus
 
 from monitor import __version__
 from monitor.codearts.auth import Auth, auth_from_settings
+from monitor.codearts.auth_health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
 from monitor.domain import RecordSnapshot
 from monitor.export.collector import RecordCollector
@@ -39,9 +40,10 @@ class Daemon:
         self.settings = settings
         self.metrics = MonitorMetrics()
         self.store: StateStore = store if store is not None else MemoryStore()
-        self.auth = auth if auth is not None else auth_from_settings(settings)
         secret_filter.add(settings.secret_values())
+        self.auth = auth if auth is not None else auth_from_settings(settings, secret_filter.add)
         secret_filter.add(self.auth.secrets())
+        self.auth_health = AuthHealth(self.metrics, settings.auth_mode or "custom")
         self.watchlist = Watchlist(
             self.store,
             self.metrics,
@@ -62,7 +64,7 @@ class Daemon:
         )
         self.health = Health(
             liveness=[self._liveness],
-            readiness=[self._readiness],
+            readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
         self._serve_http = serve_http
@@ -91,6 +93,7 @@ class Daemon:
             max_connections=s.max_concurrency,
             observer=self.metrics,
             user_agent=f"codearts-stage-monitor/{__version__}",
+            auth_observer=self.auth_health,
         )
         runner = None
         try:
@@ -109,6 +112,7 @@ class Daemon:
                 "daemon_started",
                 version=__version__,
                 endpoint=s.endpoint_url,
+                auth_mode=s.auth_mode,
                 port=self.port,
                 records=len(self.watchlist.records),
                 poll_interval=s.poll_interval,
