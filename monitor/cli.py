@@ -50,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--token", help="the token to accept (default: a random one, printed)")
     s.add_argument("--fault-rate", type=float, default=0.0, help="share of answers that fail")
+    s.add_argument(
+        "--iam-user",
+        action="append",
+        default=[],
+        metavar="DOMAIN:USER:PASSWORD",
+        help="an IAM user that POST /v3/auth/tokens accepts (repeatable)",
+    )
+    s.add_argument(
+        "--aksk",
+        action="append",
+        default=[],
+        metavar="AK:SK",
+        help="an access key pair the gateway accepts (repeatable)",
+    )
 
     d = sub.add_parser("demo", help="the simulator and the daemon in one process")
     d.add_argument("--port", type=int, default=9630, help="the daemon's port")
@@ -195,6 +209,12 @@ def _simulate(args: argparse.Namespace) -> int:
         tokens={token},
         faults=FaultPlan(args.fault_rate, seed=args.seed),
     )
+    for spec in args.iam_user:
+        domain, user, password = [*spec.split(":", 2), "", ""][:3]
+        sim.iam_users[(domain, user)] = password
+    for spec in args.aksk:
+        ak, _, sk = spec.partition(":")
+        sim.aksk[ak] = sk
     plans = sim.populate(args.records, duration_scale=args.duration_scale)
 
     async def main_async() -> None:

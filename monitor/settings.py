@@ -205,9 +205,9 @@ class Settings(BaseSettings):
                 "MONITOR_IAM_PASSWORD_FILE": self.iam_password_file,
             },
             "aksk": {
-                "MONITOR_AK": self.ak,
+                "MONITOR_AK/CLOUD_SDK_AK": self.ak,
                 "MONITOR_AK_FILE": self.ak_file,
-                "MONITOR_SK": self.sk,
+                "MONITOR_SK/CLOUD_SDK_SK": self.sk,
                 "MONITOR_SK_FILE": self.sk_file,
             },
         }
