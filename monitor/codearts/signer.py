@@ -85,16 +85,19 @@ def canonical_query(query: Iterable[tuple[str, QueryValue]]) -> str:
 
 
 def _sort_pairs(query: Iterable[tuple[str, QueryValue]]) -> list[tuple[str, QueryValue]]:
-    # The SDK sorts whole (key, value) pairs; values of one key compare as given.
+    """Pairs in the SDK's order: it sorts whole (key, value) tuples, values as given."""
     return sorted(query, key=lambda kv: (kv[0], _sort_value(kv[1])))
 
 
 def _sort_value(value: QueryValue) -> tuple[int, str]:
+    # Only values of one type share a key (the SDK cannot sort mixed ones); ints sort numerically.
+    if isinstance(value, str):
+        return (0, value)
     if isinstance(value, bool):
-        return (0, str(value))
-    if isinstance(value, str | int):
-        return (0, str(value)) if isinstance(value, str) else (1, f"{value:020d}")
-    return (2, "\x00".join(sorted(value)))
+        return (1, str(value))
+    if isinstance(value, int):
+        return (2, f"{value:+021d}")
+    return (3, "\x00".join(sorted(value)))
 
 
 def payload_hash(body: bytes, headers: Mapping[str, str]) -> str:
