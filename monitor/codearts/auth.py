@@ -3,6 +3,10 @@
 An auth flow is an async generator: it yields the request to send, receives the
 response, and may yield a second request (for example after refreshing a token).
 The client never needs to know which scheme it holds.
+
+Three schemes: `StaticTokenAuth` (here), `IamPasswordAuth` (iam.py: tokens from
+IAM, refreshed) and `AkSkAuth` (aksk.py: SDK-HMAC-SHA256 signing, signer.py).
+A flow that gives up on authentication raises `AuthFailed` with a bounded reason.
 """
 
 from __future__ import annotations
