@@ -7,6 +7,7 @@ import io
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -233,3 +234,35 @@ def test_two_modes_without_auth_mode_is_an_error_naming_both(
     assert "MONITOR_AUTH_MODE" in err
     for secret in (TOKEN, SK):
         assert secret not in out + err
+
+
+def kubelet_write(secret_dir: Path, version: str, files: dict[str, str]) -> None:
+    """Update a mounted Secret the way kubelet does: a new directory, then a symlink swap."""
+    target = secret_dir / version
+    target.mkdir()
+    for name, content in files.items():
+        (target / name).write_text(content)
+        if not (secret_dir / name).is_symlink():
+            (secret_dir / name).symlink_to(Path("..data") / name)
+    (secret_dir / "..data_tmp").symlink_to(version)
+    (secret_dir / "..data_tmp").rename(secret_dir / "..data")
+
+
+async def test_rotated_token_secret_is_used_without_restart(
+    iam: SimServer, log_stream: io.StringIO, tmp_path: Path
+) -> None:
+    new_token = "rotated-token-Vb6nM1qA"
+    kubelet_write(tmp_path, "v1", {"token": TOKEN + "\n"})
+    plan = iam.sim.new_build()
+    settings = make_settings(
+        iam.url, [plan.record_id], auth_token=None, auth_token_file=tmp_path / "token"
+    )
+    async with running(Daemon(settings)) as d:
+        rec = d.watchlist.records[plan.record_id]
+        await wait_until(d, lambda: rec.polls >= 1 and rec.consecutive_errors == 0)
+        kubelet_write(tmp_path, "v2", {"token": new_token + "\n"})
+        iam.sim.tokens = {new_token}  # and the old token is revoked
+        polls = rec.polls
+        await wait_until(d, lambda: rec.polls >= polls + 3 and rec.consecutive_errors == 0)
+        get_logger("test").info("debug_dump", note=f"now using {new_token}")
+    assert new_token not in log_stream.getvalue()  # the rotated value is redacted too
