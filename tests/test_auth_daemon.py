@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from monitor.cli import main
 from monitor.codearts.aksk import AkSkAuth
+from monitor.codearts.auth import FileSecret
 from monitor.daemon import Daemon
 from monitor.domain import RecordState
 from monitor.export.logging import get_logger
@@ -133,10 +134,11 @@ async def test_wrong_password_keeps_daemon_running_and_not_ready(
 
 
 async def test_wrong_sk_counts_and_reports(iam: SimServer, log_stream: io.StringIO) -> None:
-    rid = iam.sim.new_build().record_id
-    settings = aksk_settings(iam.url, [rid], WRONG_SK, backoff_max=0.2)
+    ids = [iam.sim.new_build().record_id for _ in range(30)]
+    settings = aksk_settings(iam.url, ids, WRONG_SK, backoff_max=0.2, max_concurrency=16)
     async with running(Daemon(settings)) as d:
-        await wait_until(d, lambda: d.watchlist.records[rid].polls >= 2)
+        recs = d.watchlist.records
+        await wait_until(d, lambda: all(recs[r].polls >= 3 for r in ids))
         status, _, body = await fetch(d, "/readyz")
         samples = await scrape(d)
         metrics_text = (await fetch(d, "/metrics"))[2]
@@ -159,7 +161,9 @@ async def test_clock_skew_is_named_and_recovers(iam: SimServer, log_stream: io.S
     rid = iam.sim.new_build().record_id
     settings = aksk_settings(iam.url, [rid], SK, backoff_max=0.2)
     offset = [-3600.0]
-    auth = AkSkAuth(ak=lambda: AK, sk=lambda: SK, clock=lambda: time.time() + offset[0])
+    auth = AkSkAuth(
+        ak=lambda: AK, sk=lambda: SK, clock=lambda: time.time() + offset[0], retry_min=0.05
+    )
     async with running(Daemon(settings, auth=auth)) as d:
         rec = d.watchlist.records[rid]
         await wait_until(d, lambda: rec.polls >= 2)
@@ -234,6 +238,35 @@ def test_two_modes_without_auth_mode_is_an_error_naming_both(
     assert "MONITOR_AUTH_MODE" in err
     for secret in (TOKEN, SK):
         assert secret not in out + err
+
+
+async def test_rotated_sk_file_recovers(
+    iam: SimServer, log_stream: io.StringIO, tmp_path: Path
+) -> None:
+    ids = [iam.sim.new_build().record_id for _ in range(10)]
+    kubelet_write(tmp_path, "v1", {"sk": WRONG_SK})
+    settings = aksk_settings(iam.url, ids, WRONG_SK, backoff_max=0.2)
+    auth = AkSkAuth(ak=lambda: AK, sk=FileSecret(tmp_path / "sk"), retry_min=0.05)
+    async with running(Daemon(settings, auth=auth)) as d:
+        recs = d.watchlist.records
+        await wait_until(d, lambda: all(recs[r].polls >= 1 for r in ids))
+        assert (await fetch(d, "/readyz"))[0] == 503
+        kubelet_write(tmp_path, "v2", {"sk": SK})
+        await wait_until(
+            d,
+            lambda: all(
+                recs[r].snapshot is not None and not recs[r].consecutive_errors for r in ids
+            ),
+        )
+        problems = json.loads((await fetch(d, "/readyz"))[2]).get("problems", [])
+    assert not any("authentication" in p for p in problems)
+    assert [e["event"] for e in log_events(log_stream) if e["event"].startswith("auth_")] == [
+        "auth_failed",
+        "auth_recovered",
+    ]
+    assert iam.sim.aksk_refusals[AK] == 0
+    assert SK not in log_stream.getvalue()
+    assert WRONG_SK not in log_stream.getvalue()
 
 
 def kubelet_write(secret_dir: Path, version: str, files: dict[str, str]) -> None:

@@ -203,6 +203,32 @@ async def test_aksk_wrong_sk_is_signature_rejected(iam: SimServer, records: list
     assert wrong not in str(exc.value)
 
 
+async def test_aksk_concurrent_requests_probe_a_doubtful_key_once(
+    iam: SimServer, records: list[str]
+) -> None:
+    wrong = "SKwrong0secret0key0value00000000000000000"
+    clock = FakeClock(1000.0)
+    auth = AkSkAuth(ak=lambda: AK, sk=lambda: wrong, monotonic=clock, retry_min=5.0)
+    outcomes: list[str] = []
+
+    async def poll(record_id: str) -> None:
+        try:
+            await client.full_stages(record_id)
+            outcomes.append("ok")
+        except AuthFailed as exc:
+            outcomes.append(exc.reason)
+
+    async with await client_for(iam.url, auth) as client:
+        async with anyio.create_task_group() as tg:
+            for record_id in records[:20]:
+                tg.start_soon(poll, record_id)
+        assert outcomes == ["signature_rejected"] * 20
+        assert iam.sim.aksk_refusals[AK] == 1  # one probe reached the gateway, not 20
+        clock.advance(5.1)  # after the backoff, one more probe
+        await poll(records[0])
+    assert iam.sim.aksk_refusals[AK] == 2
+
+
 @pytest.mark.parametrize("offset", [-20 * 60.0, 20 * 60.0])
 async def test_aksk_clock_skew_is_named(iam: SimServer, records: list[str], offset: float) -> None:
     auth = AkSkAuth(ak=lambda: AK, sk=lambda: SK, clock=lambda: time.time() + offset)

@@ -130,6 +130,25 @@ async def test_gateway_verifies_signatures_and_dates(
             assert message in err["error_msg"]
 
 
+async def test_gateway_locks_an_ak_after_more_than_five_refusals(gw: SimServer) -> None:
+    rid = gw.sim.new_build().record_id
+    host = gw.url.removeprefix("http://")
+    url = f"{gw.url}/v1/record/{rid}/full-stages"
+    wrong = "another-secret-key-000000000000000000000"
+    async with aiohttp.ClientSession() as s:
+        for _ in range(5):
+            async with s.get(url, headers=signed_headers(rid, host, time.time(), wrong)) as r:
+                assert r.status == 401
+        async with s.get(url, headers=signed_headers(rid, host, time.time())) as r:
+            assert r.status == 200  # five in a row: not yet locked, and a success resets
+        for _ in range(6):
+            async with s.get(url, headers=signed_headers(rid, host, time.time(), wrong)) as r:
+                assert r.status == 401
+        async with s.get(url, headers=signed_headers(rid, host, time.time())) as r:
+            assert r.status == 401
+            assert "AK is locked" in (await r.json())["error_msg"]
+
+
 async def test_gateway_refuses_a_tampered_signed_header(gw: SimServer) -> None:
     rid = gw.sim.new_build().record_id
     host = gw.url.removeprefix("http://")

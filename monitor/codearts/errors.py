@@ -121,3 +121,9 @@ class AuthFailed(AuthenticationError):
     ):
         super().__init__(message, status=status, error_code=error_code)
         self.reason = reason
+
+    def again(self) -> AuthFailed:
+        """A fresh copy to raise once more (re-raising one instance grows its traceback)."""
+        return AuthFailed(
+            self.message, reason=self.reason, status=self.status, error_code=self.error_code
+        )

@@ -139,7 +139,7 @@ class IamPasswordAuth:
                 return tok.value
             return None
         if backing_off and self._failure is not None:
-            raise self._failure
+            raise self._failure.again()
         return None
 
     def _token_request(self) -> ApiRequest:

@@ -29,7 +29,13 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from monitor.codearts.signer import DATE_HEADER, parse_authorization, parse_sdk_date, sign
+from monitor.codearts.signer import (
+    DATE_HEADER,
+    AuthorizationHeader,
+    parse_authorization,
+    parse_sdk_date,
+    sign,
+)
 from monitor.export.server import start_site
 from monitor.simulator.faults import Fault, FaultPlan
 from monitor.simulator.scenario import RecordPlan, full_stages_body, make_plan
@@ -41,6 +47,11 @@ APIGW_AKSK_MSG = "Incorrect IAM authentication information: verify aksk signatur
 APIGW_DATE_MSG = (
     "Incorrect IAM authentication information: verify aksk signature fail, x-sdk-date expired"
 )
+# INVENTED wording and duration: the reference says only that an AK is locked after
+# more than 5 refused signatures in a row.
+APIGW_AK_LOCKED_MSG = "Incorrect IAM authentication information: AK is locked"
+AK_LOCK_AFTER = 5
+AK_LOCK_SECONDS = 300.0
 ALLOWED_SKEW = 15 * 60.0  # the gateway's tolerance for X-Sdk-Date
 TOKEN_LIFETIME = 24 * 3600.0
 _AUTH_PROBLEM = "sim_auth_problem"  # request key: None when the request authenticated
@@ -114,6 +125,8 @@ class Simulator:
         self.wall = wall
         self.token_lifetime = token_lifetime
         self.issued: dict[str, float] = {}  # IAM token -> expiry (wall time)
+        self.aksk_refusals: Counter[str] = Counter()  # refused signatures in a row, per AK
+        self.aksk_locked_until: dict[str, float] = {}
         self.token_requests = 0  # POST /v3/auth/tokens answered, successful or not
         self.token_scopes: list[Any] = []  # the `scope` of each token request, for tests
         self.app = self._build_app()
@@ -221,10 +234,26 @@ class Simulator:
         return APIGW_TOKEN_MSG
 
     async def _signature_problem(self, request: web.Request, authorization: str) -> str | None:
-        """Recompute the signature from the request and its SignedHeaders; None when it matches."""
+        """Recompute the signature from the request and its SignedHeaders; None when it matches.
+
+        More than AK_LOCK_AFTER refusals in a row lock the AK, correct signatures included.
+        """
         parsed = parse_authorization(authorization)
         if parsed is None or parsed.access not in self.aksk:
             return APIGW_AKSK_MSG
+        ak = parsed.access
+        if self.wall() < self.aksk_locked_until.get(ak, 0.0):
+            return APIGW_AK_LOCKED_MSG
+        problem = await self._verify(request, parsed)
+        if problem is None:
+            self.aksk_refusals[ak] = 0
+            return None
+        self.aksk_refusals[ak] += 1
+        if self.aksk_refusals[ak] > AK_LOCK_AFTER:
+            self.aksk_locked_until[ak] = self.wall() + AK_LOCK_SECONDS
+        return problem
+
+    async def _verify(self, request: web.Request, parsed: AuthorizationHeader) -> str | None:
         date = request.headers.get(DATE_HEADER, "")
         try:
             skew = abs(self.wall() - parse_sdk_date(date))
