@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -16,7 +18,7 @@ from monitor.codearts.auth import Auth, StaticTokenAuth
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.errors import AuthFailed, NotFound, TransportError
 from monitor.codearts.iam import IamPasswordAuth
-from monitor.codearts.messages import ApiRequest
+from monitor.codearts.messages import ApiRequest, ApiResponse
 from tests.conftest import TOKEN, FakeClock, SimServer
 
 DOMAIN, USER, PASSWORD = "acme", "monitor-bot", "pw-Sx9!kQ2#zL7vB4"
@@ -258,3 +260,40 @@ async def test_aksk_flow_adds_date_host_and_project_headers() -> None:
     assert sent.headers["Authorization"].startswith(
         f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=host;x-project-id;x-sdk-date, Signature="
     )
+
+
+def token_answer(token: str, lifetime: float) -> ApiResponse:
+    body = {
+        "token": {
+            "issued_at": "2026-01-01T00:00:00.000000Z",
+            "expires_at": datetime.fromtimestamp(
+                datetime(2026, 1, 1, tzinfo=UTC).timestamp() + lifetime, UTC
+            ).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+    }
+    return ApiResponse(201, {"x-subject-token": token}, json.dumps(body).encode())
+
+
+async def test_polls_use_the_old_token_while_a_refresh_is_in_flight() -> None:
+    clock = FakeClock(1000.0)
+    auth = password_auth("http://iam.invalid", clock=clock)
+    request = ApiRequest("GET", "http://api.invalid", "/v1/record/x/full-stages")
+    first = auth.auth_flow(request)
+    assert (await first.__anext__()).path == "/v3/auth/tokens"
+    sent = await first.asend(token_answer("TOKEN-1-abcdef", 8 * 3600.0))
+    assert sent.headers["X-Auth-Token"] == "TOKEN-1-abcdef"
+    with pytest.raises(StopAsyncIteration):
+        await first.asend(ApiResponse(200, {}, b"{}"))
+
+    clock.advance(7.5 * 3600.0)  # inside the refresh window, not expired
+    refresher = auth.auth_flow(request)
+    assert (await refresher.__anext__()).path == "/v3/auth/tokens"  # IAM is slow to answer
+    other = auth.auth_flow(request)
+    with anyio.fail_after(1):
+        assert (await other.__anext__()).headers["X-Auth-Token"] == "TOKEN-1-abcdef"
+    sent = await refresher.asend(token_answer("TOKEN-2-ghijkl", 8 * 3600.0))
+    assert sent.headers["X-Auth-Token"] == "TOKEN-2-ghijkl"
+    for flow in (refresher, other):
+        with pytest.raises(StopAsyncIteration):
+            await flow.asend(ApiResponse(200, {}, b"{}"))
+    assert auth.tokens_fetched == 2

@@ -91,6 +91,10 @@ class IamPasswordAuth:
             while True:
                 now = self._clock()
                 if self._refreshing is not None:
+                    # Someone is asking IAM: use the old token while it lasts, else wait.
+                    token = self._still_valid(now, refused)
+                    if token is not None:
+                        break
                     await self._refreshing.wait()
                     continue
                 token = self._usable(now, refused)
@@ -130,11 +134,18 @@ class IamPasswordAuth:
                 raise error
             refused = token
 
+    def _still_valid(self, now: float, refused: str | None) -> str | None:
+        tok = self._token
+        if tok is not None and tok.value != refused and now < tok.expires_at:
+            return tok.value
+        return None
+
     def _usable(self, now: float, refused: str | None) -> str | None:
         """The token to send now, None to refresh it; raises the last failure while backing off."""
         tok = self._token
         backing_off = now < self._retry_at
-        if tok is not None and tok.value != refused and now < tok.expires_at:
+        if self._still_valid(now, refused) is not None:
+            assert tok is not None
             if now < tok.refresh_at or backing_off:
                 return tok.value
             return None
