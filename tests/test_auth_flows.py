@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -19,7 +20,7 @@ from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.errors import AuthFailed, NotFound, TransportError
 from monitor.codearts.iam import IamPasswordAuth
 from monitor.codearts.messages import ApiRequest, ApiResponse
-from tests.conftest import TOKEN, FakeClock, SimServer
+from tests.conftest import TOKEN, FakeClock, SimServer, log_events
 
 DOMAIN, USER, PASSWORD = "acme", "monitor-bot", "pw-Sx9!kQ2#zL7vB4"
 AK, SK = "AKSIMEXAMPLE00000001", "SKsim0example0secret0key0value0000000001"
@@ -297,3 +298,30 @@ async def test_polls_use_the_old_token_while_a_refresh_is_in_flight() -> None:
         with pytest.raises(StopAsyncIteration):
             await flow.asend(ApiResponse(200, {}, b"{}"))
     assert auth.tokens_fetched == 2
+
+
+async def test_failed_early_refresh_keeps_the_old_token(log_stream: io.StringIO) -> None:
+    clock = FakeClock(1000.0)
+    auth = password_auth("http://iam.invalid", clock=clock)
+    request = ApiRequest("GET", "http://api.invalid", "/v1/record/x/full-stages")
+    flow = auth.auth_flow(request)
+    await flow.__anext__()
+    await flow.asend(token_answer("TOKEN-1-abcdef", 8 * 3600.0))
+    with pytest.raises(StopAsyncIteration):
+        await flow.asend(ApiResponse(200, {}, b"{}"))
+
+    clock.advance(7.5 * 3600.0)
+    flow = auth.auth_flow(request)
+    assert (await flow.__anext__()).path == "/v3/auth/tokens"
+    busy = ApiResponse(503, {}, b'{"error": {"code": 503, "message": "busy", "title": "x"}}')
+    sent = await flow.asend(busy)
+    assert sent.headers["X-Auth-Token"] == "TOKEN-1-abcdef"  # the poll is not lost
+    with pytest.raises(StopAsyncIteration):
+        await flow.asend(ApiResponse(200, {}, b"{}"))
+    (warning,) = log_events(log_stream, "iam_token_refresh_failed")
+    assert warning["reason"] == "iam_unavailable"
+    assert 0 < warning["expires_in_seconds"] <= 1800
+    # Backing off: the next poll does not ask IAM again, it uses the old token.
+    flow = auth.auth_flow(request)
+    assert (await flow.__anext__()).headers["X-Auth-Token"] == "TOKEN-1-abcdef"
+    await flow.aclose()

@@ -16,12 +16,14 @@ import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import anyio
 
 from monitor.codearts.auth import AUTH_TOKEN_HEADER, gateway_code, gateway_message
 from monitor.codearts.errors import AuthFailed
 from monitor.codearts.messages import ApiRequest, ApiResponse
+from monitor.export.logging import get_logger
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 (a path)
 SUBJECT_TOKEN_HEADER = "x-subject-token"  # noqa: S105 (a header name, as the client lower-cases it)
@@ -75,6 +77,7 @@ class IamPasswordAuth:
         self._failures = 0
         self._retry_at = 0.0
         self.tokens_fetched = 0
+        self._log: Any = get_logger("monitor.auth")
 
     def secrets(self) -> list[str]:
         out = []
@@ -106,7 +109,21 @@ class IamPasswordAuth:
                 try:
                     answer = yield self._token_request()
                     answered = True
-                    self._take(answer, self._clock())
+                    try:
+                        self._take(answer, self._clock())
+                    except AuthFailed as exc:
+                        # An early refresh failed: carry on with the old token while it lasts.
+                        token = self._still_valid(self._clock(), refused)
+                        if token is None:
+                            raise
+                        assert self._token is not None
+                        self._log.warning(
+                            "iam_token_refresh_failed",
+                            reason=exc.reason,
+                            error=str(exc),
+                            expires_in_seconds=round(self._token.expires_at - self._clock()),
+                        )
+                        break
                 finally:
                     if not answered:
                         # The IAM request itself failed (transport, timeout, cancelled).
