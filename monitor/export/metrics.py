@@ -110,7 +110,8 @@ class MonitorMetrics:
         )
         self.auth_failures = Counter(
             "stage_monitor_auth_failures",
-            "Requests that failed authentication, by reason (see docs/authentication.md).",
+            "API calls that failed authentication (refused, or held back while a refusal "
+            "backs off), by reason.",
             ["reason"],
             registry=r,
         )
