@@ -222,7 +222,8 @@ class IamPasswordAuth:
         if self._on_token is not None:
             self._on_token([value])
         before = min(REFRESH_BEFORE, lifetime / 4)
-        self._token = _Token(value, now + lifetime - before, now + lifetime - EXPIRY_SAFETY)
+        safety = min(EXPIRY_SAFETY, lifetime / 10)  # a short-lived token stays usable a while
+        self._token = _Token(value, now + lifetime - before, now + lifetime - safety)
         self._failure = None
         self._retry_at = 0.0
         self.tokens_fetched += 1
