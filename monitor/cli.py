@@ -57,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
         default=120.0,
         help="simulated seconds between two builds of each job",
     )
+    s.add_argument(
+        "--iam-user",
+        action="append",
+        default=[],
+        metavar="DOMAIN:USER:PASSWORD",
+        help="an IAM user that POST /v3/auth/tokens accepts (repeatable)",
+    )
+    s.add_argument(
+        "--aksk",
+        action="append",
+        default=[],
+        metavar="AK:SK",
+        help="an access key pair the gateway accepts (repeatable)",
+    )
 
     d = sub.add_parser("demo", help="the simulator and the daemon in one process")
     d.add_argument("--port", type=int, default=9630, help="the daemon's port")
@@ -204,6 +218,12 @@ def _simulate(args: argparse.Namespace) -> int:
         tokens={token},
         faults=FaultPlan(args.fault_rate, seed=args.seed),
     )
+    for spec in args.iam_user:
+        domain, user, password = [*spec.split(":", 2), "", ""][:3]
+        sim.iam_users[(domain, user)] = password
+    for spec in args.aksk:
+        ak, _, sk = spec.partition(":")
+        sim.aksk[ak] = sk
     plans = sim.populate(args.records, duration_scale=args.duration_scale)
     jobs = [
         sim.add_job(every=args.build_every, duration_scale=args.duration_scale)

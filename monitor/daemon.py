@@ -10,6 +10,7 @@ from anyio.abc import TaskStatus
 
 from monitor import __version__
 from monitor.codearts.auth import Auth, auth_from_settings
+from monitor.codearts.auth_health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.jobs import record_id_of_build
 from monitor.domain import RecordSnapshot
@@ -42,9 +43,10 @@ class Daemon:
         self.settings = settings
         self.metrics = MonitorMetrics()
         self.store: StateStore = store if store is not None else MemoryStore()
-        self.auth = auth if auth is not None else auth_from_settings(settings)
         secret_filter.add(settings.secret_values())
+        self.auth = auth if auth is not None else auth_from_settings(settings, secret_filter.add)
         secret_filter.add(self.auth.secrets())
+        self.auth_health = AuthHealth(self.metrics, settings.auth_mode or "custom")
         self.watchlist = Watchlist(
             self.store,
             self.metrics,
@@ -65,7 +67,7 @@ class Daemon:
         )
         self.health = Health(
             liveness=[self._liveness],
-            readiness=[self._readiness],
+            readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
         self.admin = add_admin_routes(
@@ -106,6 +108,7 @@ class Daemon:
             max_connections=s.max_concurrency,
             observer=self.metrics,
             user_agent=f"codearts-stage-monitor/{__version__}",
+            auth_observer=self.auth_health,
         )
         self.admin.resolver = self._resolve_build
         runner = None
@@ -134,6 +137,7 @@ class Daemon:
                 "daemon_started",
                 version=__version__,
                 endpoint=s.endpoint_url,
+                auth_mode=s.auth_mode,
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),

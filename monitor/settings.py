@@ -15,7 +15,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -35,6 +42,7 @@ DEFAULT_TERMINAL_STATUSES = (
     "UNKNOWN",
 )
 CONFIG_ENV = "MONITOR_CONFIG"
+AuthMode = Literal["token", "password", "aksk"]
 
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
@@ -58,6 +66,8 @@ class Settings(BaseSettings):
         extra="forbid",
         validate_default=True,
         case_sensitive=False,
+        # MONITOR_AK/SK also answer to the SDK's CLOUD_SDK_AK/SK; keyword and TOML use `ak`.
+        populate_by_name=True,
     )
 
     # --- the API -----------------------------------------------------------------
@@ -65,10 +75,22 @@ class Settings(BaseSettings):
     region: str = "cn-north-4"
     request_timeout: float = Field(10.0, gt=0)
 
-    # --- authentication ------------------------------------------------------------
-    auth_mode: Literal["token"] | None = None
+    # --- authentication (one mode; see _auth_consistent and docs/authentication.md) --
+    auth_mode: AuthMode | None = None
     auth_token: SecretStr | None = None
     auth_token_file: Path | None = None
+    iam_username: str | None = None
+    iam_password: SecretStr | None = None
+    iam_password_file: Path | None = None
+    iam_domain: str | None = None
+    iam_project: str | None = None  # project name; the region when unset
+    iam_project_id: str | None = None
+    iam_endpoint: str = "https://iam.{region}.myhuaweicloud.com"
+    ak: str | None = Field(None, validation_alias=AliasChoices("monitor_ak", "cloud_sdk_ak"))
+    ak_file: Path | None = None
+    sk: SecretStr | None = Field(None, validation_alias=AliasChoices("monitor_sk", "cloud_sdk_sk"))
+    sk_file: Path | None = None
+    project_id: str | None = None  # sent as X-Project-Id with AK/SK signing
 
     # --- what to watch ---------------------------------------------------------------
     records: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -157,7 +179,7 @@ class Settings(BaseSettings):
             raise ValueError("at least one terminal status is needed")
         return value
 
-    @field_validator("endpoint")
+    @field_validator("endpoint", "iam_endpoint")
     @classmethod
     def _endpoint_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -166,14 +188,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _auth_consistent(self) -> Settings:
-        if self.auth_token is not None and self.auth_token_file is not None:
-            raise ValueError("set only one of MONITOR_AUTH_TOKEN and MONITOR_AUTH_TOKEN_FILE")
-        if self.auth_token is None and self.auth_token_file is None:
-            raise ValueError("no credentials: set MONITOR_AUTH_TOKEN or MONITOR_AUTH_TOKEN_FILE")
-        if self.auth_token_file is not None and not self.auth_token_file.is_file():
-            raise ValueError(
-                f"MONITOR_AUTH_TOKEN_FILE {self.auth_token_file} is not a readable file"
-            )
+        mode = self.auth_mode or self._inferred_auth_mode()
+        problems = {
+            "token": self._token_problems,
+            "password": self._password_problems,
+            "aksk": self._aksk_problems,
+        }[mode]()
+        if problems:
+            raise ValueError(f"auth mode {mode}: " + "; ".join(problems))
+        self.auth_mode = mode
         return self
 
     @model_validator(mode="after")
@@ -185,6 +208,81 @@ class Settings(BaseSettings):
             raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN")
         return self
 
+    def _inferred_auth_mode(self) -> AuthMode:
+        configured = self._configured_auth_modes()
+        if len(configured) > 1:
+            raise ValueError(
+                "credentials for more than one auth mode are set: "
+                + " and ".join(f"{m} ({', '.join(configured[m])})" for m in configured)
+                + "; choose one with MONITOR_AUTH_MODE"
+            )
+        if not configured:
+            raise ValueError(
+                "no credentials: set MONITOR_AUTH_TOKEN(_FILE), or MONITOR_IAM_USERNAME "
+                "and MONITOR_IAM_PASSWORD(_FILE), or MONITOR_AK and MONITOR_SK(_FILE)"
+            )
+        return next(iter(configured))
+
+    def _configured_auth_modes(self) -> dict[AuthMode, list[str]]:
+        """Each auth mode some of whose settings are given, with the settings' env names."""
+        given: dict[AuthMode, dict[str, object]] = {
+            "token": {
+                "MONITOR_AUTH_TOKEN": self.auth_token,
+                "MONITOR_AUTH_TOKEN_FILE": self.auth_token_file,
+            },
+            "password": {
+                "MONITOR_IAM_USERNAME": self.iam_username,
+                "MONITOR_IAM_PASSWORD": self.iam_password,
+                "MONITOR_IAM_PASSWORD_FILE": self.iam_password_file,
+            },
+            "aksk": {
+                "MONITOR_AK/CLOUD_SDK_AK": self.ak,
+                "MONITOR_AK_FILE": self.ak_file,
+                "MONITOR_SK/CLOUD_SDK_SK": self.sk,
+                "MONITOR_SK_FILE": self.sk_file,
+            },
+        }
+        out: dict[AuthMode, list[str]] = {}
+        for mode, names in given.items():
+            present = [name for name, value in names.items() if value is not None]
+            if present:
+                out[mode] = present
+        return out
+
+    @staticmethod
+    def _one_of(value: object, path: Path | None, name: str) -> list[str]:
+        if value is not None and path is not None:
+            return [f"set only one of {name} and {name}_FILE"]
+        if value is None and path is None:
+            return [f"set {name} or {name}_FILE"]
+        if path is not None and not path.is_file():
+            return [f"{name}_FILE {path} is not a readable file"]
+        return []
+
+    def _token_problems(self) -> list[str]:
+        return self._one_of(self.auth_token, self.auth_token_file, "MONITOR_AUTH_TOKEN")
+
+    def _password_problems(self) -> list[str]:
+        out = []
+        if not self.iam_username:
+            out.append("set MONITOR_IAM_USERNAME")
+        out += self._one_of(self.iam_password, self.iam_password_file, "MONITOR_IAM_PASSWORD")
+        if not self.iam_domain:
+            out.append("set MONITOR_IAM_DOMAIN (the account name)")
+        if self.iam_project and self.iam_project_id:
+            out.append("set only one of MONITOR_IAM_PROJECT and MONITOR_IAM_PROJECT_ID")
+        return out
+
+    def _aksk_problems(self) -> list[str]:
+        return self._one_of(self.ak, self.ak_file, "MONITOR_AK") + self._one_of(
+            self.sk, self.sk_file, "MONITOR_SK"
+        )
+
+    @property
+    def iam_endpoint_url(self) -> str:
+        """The IAM base URL with `{region}` filled in."""
+        return self.iam_endpoint.replace("{region}", self.region)
+
     @property
     def endpoint_url(self) -> str:
         """The CodeArts Build base URL with `{region}` filled in."""
@@ -193,10 +291,9 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret value this configuration knows, for log redaction."""
         out: list[str] = []
-        if self.auth_token is not None:
-            out.append(self.auth_token.get_secret_value())
-        if self.admin_token is not None:
-            out.append(self.admin_token.get_secret_value())
+        for secret in (self.auth_token, self.iam_password, self.sk, self.admin_token):
+            if secret is not None:
+                out.append(secret.get_secret_value())
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:
@@ -212,6 +309,7 @@ class Settings(BaseSettings):
                 value = sorted(value)
             data[name] = value
         data["endpoint_url"] = self.endpoint_url
+        data["iam_endpoint_url"] = self.iam_endpoint_url
         return data
 
 
@@ -254,11 +352,16 @@ def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError(format_validation_errors(exc)) from None
 
 
+# Env aliases pydantic reports as the location; the field's own name reads better.
+_ALIAS_FIELDS = {"monitor_ak": "ak", "cloud_sdk_ak": "ak", "monitor_sk": "sk", "cloud_sdk_sk": "sk"}
+
+
 def format_validation_errors(exc: ValidationError) -> list[str]:
     """One line per error, naming the setting; input values are left out (they may be secret)."""
     lines = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        loc = _ALIAS_FIELDS.get(loc, loc)
         env = f"MONITOR_{loc.upper()}" if err["loc"] else ""
         where = f"{loc} ({env})" if env else loc
         msg = err["msg"].removeprefix("Value error, ")

@@ -14,6 +14,7 @@ from monitor.codearts.auth import Auth
 from monitor.codearts.errors import (
     ApiError,
     AuthenticationError,
+    AuthFailed,
     CodeArtsError,
     Forbidden,
     MalformedResponse,
@@ -45,8 +46,22 @@ class RequestGate(Protocol):
     def throttled(self, retry_after: float | None) -> None: ...
 
 
+class AuthObserver(Protocol):
+    """Told whether each exchange got past authentication (the daemon's auth health)."""
+
+    def auth_failed(self, error: AuthFailed) -> None: ...
+
+    def auth_ok(self) -> None: ...
+
+
 class _NullObserver:
     def observe_request(self, code: str, seconds: float) -> None:
+        return None
+
+    def auth_failed(self, error: AuthFailed) -> None:
+        return None
+
+    def auth_ok(self) -> None:
         return None
 
 
@@ -63,10 +78,12 @@ class CodeArtsClient:
         observer: RequestObserver | None = None,
         gate: RequestGate | None = None,
         user_agent: str = "codearts-stage-monitor",
+        auth_observer: AuthObserver | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._auth = auth
         self._observer = observer or _NullObserver()
+        self._auth_observer = auth_observer or _NullObserver()
         self._gate = gate
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout),
@@ -126,7 +143,24 @@ class CodeArtsClient:
     # --- plumbing ------------------------------------------------------------------------
 
     async def execute(self, request: ApiRequest) -> ApiResponse:
-        """Send a request through the auth flow; the final response is returned as is."""
+        """Send a request through the auth flow; the final response is returned as is.
+
+        Raises AuthFailed when the flow gives up on authentication.
+        """
+        try:
+            response = await self._flow(request)
+        except AuthFailed as exc:
+            self._auth_observer.auth_failed(exc)
+            raise
+        if response.status == 401:
+            self._auth_observer.auth_failed(
+                AuthFailed(str(error_from_response(response)), reason="rejected", status=401)
+            )
+        else:
+            self._auth_observer.auth_ok()
+        return response
+
+    async def _flow(self, request: ApiRequest) -> ApiResponse:
         flow = self._auth.auth_flow(request)
         try:
             outgoing = await flow.__anext__()
@@ -252,4 +286,10 @@ def error_from_response(resp: ApiResponse) -> CodeArtsError:
     return ApiError(text, status=s, error_code=code_s)
 
 
-__all__ = ["CodeArtsClient", "RequestGate", "RequestObserver", "error_from_response"]
+__all__ = [
+    "AuthObserver",
+    "CodeArtsClient",
+    "RequestGate",
+    "RequestObserver",
+    "error_from_response",
+]

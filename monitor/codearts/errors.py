@@ -89,3 +89,41 @@ class MalformedResponse(CodeArtsError):
     """The answer was not the JSON shape the API documents."""
 
     outcome = "malformed"
+
+
+# Every value `AuthFailed.reason` takes: the label set of stage_monitor_auth_failures_total.
+AUTH_FAILURE_REASONS = (
+    "token_rejected",  # the gateway refused a token (APIGW.0301)
+    "iam_rejected",  # IAM refused the user name, password, domain or project
+    "iam_unavailable",  # IAM did not answer, or answered with something unusable
+    "signature_rejected",  # the gateway refused an AK/SK signature
+    "clock_skew",  # ... and our clock is more than the allowed 15 minutes off the gateway's
+    "rejected",  # a 401 from a scheme that does not say why
+)
+
+
+class AuthFailed(AuthenticationError):
+    """Authentication failed for a known reason; `reason` is a bounded metric label.
+
+    Raised by auth flows: the token or signature was refused, or IAM would not
+    issue a token. Messages name users and endpoints, never secret values.
+    """
+
+    outcome = "unauthorized"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        status: int | None = None,
+        error_code: str | None = None,
+    ):
+        super().__init__(message, status=status, error_code=error_code)
+        self.reason = reason
+
+    def again(self) -> AuthFailed:
+        """A fresh copy to raise once more (re-raising one instance grows its traceback)."""
+        return AuthFailed(
+            self.message, reason=self.reason, status=self.status, error_code=self.error_code
+        )

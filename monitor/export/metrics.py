@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.codearts.errors import AUTH_FAILURE_REASONS
 from monitor.domain import RecordState, StageSnapshot
 from monitor.tracking.tracker import Transition, ms_to_seconds
 
@@ -118,6 +119,13 @@ class MonitorMetrics:
             "Builds that job discovery added to the watchlist.",
             registry=r,
         )
+        self.auth_failures = Counter(
+            "stage_monitor_auth_failures",
+            "API calls that failed authentication (refused, or held back while a refusal "
+            "backs off), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.build_info = Gauge(
             "stage_monitor_build_info",
             "Always 1; the version label says which build runs.",
@@ -129,6 +137,8 @@ class MonitorMetrics:
         for outcome in ("success",):
             self.polls.labels(outcome=outcome)
             self.discovery_runs.labels(outcome=outcome)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason=reason)
 
     def watch_record_states(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
         """Export `stage_monitor_records{state}` from a function called at scrape time."""
@@ -139,6 +149,11 @@ class MonitorMetrics:
     def observe_request(self, code: str, seconds: float) -> None:
         self.api_requests.labels(code=code).inc()
         self.api_latency.observe(seconds)
+
+    def count_auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(
+            reason=reason if reason in AUTH_FAILURE_REASONS else "rejected"
+        ).inc()
 
     def count_poll(self, outcome: str) -> None:
         self.polls.labels(outcome=outcome).inc()

@@ -12,6 +12,8 @@ not part of the real API.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import random
 import re
@@ -19,11 +21,21 @@ import secrets
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from monitor.codearts.signer import (
+    DATE_HEADER,
+    AuthorizationHeader,
+    parse_authorization,
+    parse_sdk_date,
+    sign,
+)
 from monitor.export.server import start_site
 from monitor.simulator.faults import Fault, FaultPlan
 from monitor.simulator.scenario import RecordPlan, build_record, full_stages_body, make_plan
@@ -32,6 +44,20 @@ RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
 JOB_ID_RE = re.compile(r"^[0-9a-z]{32}$")
 MAX_PAGE_LIMIT = 100  # "limit小于等于100" in the ListRecords definition
 APIGW_TOKEN_MSG = "Incorrect IAM authentication information: token expires or invalid"  # noqa: S105
+APIGW_AKSK_MSG = "Incorrect IAM authentication information: verify aksk signature fail"
+# INVENTED: the reference does not say how the gateway words a refused X-Sdk-Date.
+APIGW_DATE_MSG = (
+    "Incorrect IAM authentication information: verify aksk signature fail, x-sdk-date expired"
+)
+# INVENTED wording and duration: the reference says only that an AK is locked after
+# more than 5 refused signatures in a row.
+APIGW_AK_LOCKED_MSG = "Incorrect IAM authentication information: AK is locked"
+AK_LOCK_AFTER = 5
+AK_LOCK_SECONDS = 300.0
+ALLOWED_SKEW = 15 * 60.0  # the gateway's tolerance for X-Sdk-Date
+TOKEN_LIFETIME = 24 * 3600.0
+# None when the request authenticated, else why it did not.
+_AUTH_PROBLEM = web.RequestKey[str | None]("sim_auth_problem", object)
 
 
 class SimClock:
@@ -100,6 +126,10 @@ class Simulator:
         tokens: set[str] | None = None,
         faults: FaultPlan | None = None,
         clock: SimClock | None = None,
+        iam_users: dict[tuple[str, str], str] | None = None,
+        aksk: dict[str, str] | None = None,
+        wall: Callable[[], float] = time.time,
+        token_lifetime: float = TOKEN_LIFETIME,
     ) -> None:
         self.rng = random.Random(seed)
         self.clock = clock or SimClock(speed)
@@ -110,6 +140,17 @@ class Simulator:
         self.requests: deque[LoggedRequest] = deque(maxlen=200_000)
         self.requests_by_record: Counter[str] = Counter()
         self.answered: dict[str, dict[str, Any]] = {}  # last 200 body per record: the truth
+        # IAM and the gateway. Auth times use `wall` (real time by default), not the build
+        # clock: the gateway checks X-Sdk-Date against its own real clock.
+        self.iam_users: dict[tuple[str, str], str] = dict(iam_users or {})  # (domain, user)
+        self.aksk: dict[str, str] = dict(aksk or {})
+        self.wall = wall
+        self.token_lifetime = token_lifetime
+        self.issued: dict[str, float] = {}  # IAM token -> expiry (wall time)
+        self.aksk_refusals: Counter[str] = Counter()  # refused signatures in a row, per AK
+        self.aksk_locked_until: dict[str, float] = {}
+        self.token_requests = 0  # POST /v3/auth/tokens answered, successful or not
+        self.token_scopes: list[Any] = []  # the `scope` of each token request, for tests
         self.app = self._build_app()
 
     # --- builds ---------------------------------------------------------------------
@@ -207,8 +248,17 @@ class Simulator:
 
     # --- HTTP ------------------------------------------------------------------------
 
+    def expire_tokens(self) -> int:
+        """Make every IAM token issued so far expired, as 24 hours would; returns how many."""
+        now = self.wall()
+        for token in self.issued:
+            self.issued[token] = min(self.issued[token], now)
+        return len(self.issued)
+
     def _build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._authenticate])
+        app.router.add_post("/v3/auth/tokens", self._iam_tokens)
+        app.router.add_post("/_sim/expire-tokens", self._sim_expire_tokens)
         app.router.add_get("/v1/record/{record_id}/full-stages", self._full_stages)
         app.router.add_get("/v1/job/{job_id}/info", self._job_info)
         app.router.add_get("/v1/record/{build_project_id}/records", self._list_records)
@@ -220,8 +270,146 @@ class Simulator:
         return app
 
     def authorized(self, request: web.Request) -> bool:
-        token = request.headers.get("X-Auth-Token")
-        return token is not None and token in self.tokens
+        """Whether the gateway would let this request through (decided by `_authenticate`)."""
+        if _AUTH_PROBLEM in request:
+            return request[_AUTH_PROBLEM] is None
+        return self._token_problem(request.headers.get("X-Auth-Token", "")) is None
+
+    def unauthorized(self, request: web.Request) -> web.Response:
+        """The gateway's 401 for this request, with the reason it would give."""
+        msg = request.get(_AUTH_PROBLEM) or APIGW_TOKEN_MSG
+        return web.json_response(apigw_body("APIGW.0301", msg), status=401)
+
+    # --- the gateway's authentication ----------------------------------------------------
+
+    @web.middleware
+    async def _authenticate(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Decide, as the API Gateway would, whether an API request is authenticated.
+
+        IAM and the `/_sim/` control routes are not behind the gateway. Handlers ask
+        `authorized(request)` and answer `unauthorized(request)`.
+        """
+        if not request.path.startswith(("/_sim/", "/v3/auth/")):
+            authorization = request.headers.get("Authorization")
+            if authorization is not None:
+                request[_AUTH_PROBLEM] = await self._signature_problem(request, authorization)
+            else:
+                request[_AUTH_PROBLEM] = self._token_problem(
+                    request.headers.get("X-Auth-Token", "")
+                )
+        return await handler(request)
+
+    def _token_problem(self, token: str) -> str | None:
+        if token and token in self.tokens:
+            return None
+        expiry = self.issued.get(token) if token else None
+        if expiry is not None and self.wall() < expiry:
+            return None
+        return APIGW_TOKEN_MSG
+
+    async def _signature_problem(self, request: web.Request, authorization: str) -> str | None:
+        """Recompute the signature from the request and its SignedHeaders; None when it matches.
+
+        More than AK_LOCK_AFTER refusals in a row lock the AK, correct signatures included.
+        """
+        parsed = parse_authorization(authorization)
+        if parsed is None or parsed.access not in self.aksk:
+            return APIGW_AKSK_MSG
+        ak = parsed.access
+        if self.wall() < self.aksk_locked_until.get(ak, 0.0):
+            return APIGW_AK_LOCKED_MSG
+        problem = await self._verify(request, parsed)
+        if problem is None:
+            self.aksk_refusals[ak] = 0
+            return None
+        self.aksk_refusals[ak] += 1
+        if self.aksk_refusals[ak] > AK_LOCK_AFTER:
+            self.aksk_locked_until[ak] = self.wall() + AK_LOCK_SECONDS
+        return problem
+
+    async def _verify(self, request: web.Request, parsed: AuthorizationHeader) -> str | None:
+        date = request.headers.get(DATE_HEADER, "")
+        try:
+            skew = abs(self.wall() - parse_sdk_date(date))
+        except ValueError:
+            return APIGW_DATE_MSG
+        if skew > ALLOWED_SKEW or DATE_HEADER.lower() not in parsed.signed_headers:
+            return APIGW_DATE_MSG
+        headers: dict[str, str] = {}
+        for name in parsed.signed_headers:
+            value = request.headers.get(name)
+            if value is None:
+                return APIGW_AKSK_MSG
+            headers[name] = value
+        expected = sign(
+            method=request.method,
+            path=request.path,
+            query=parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True),
+            headers=headers,
+            body=await request.read(),
+            ak=parsed.access,
+            sk=self.aksk[parsed.access],
+        )
+        if expected.signed_headers != ";".join(parsed.signed_headers):
+            return APIGW_AKSK_MSG  # SignedHeaders not in the canonical (sorted, lower) form
+        if not hmac.compare_digest(expected.signature, parsed.signature):
+            return APIGW_AKSK_MSG
+        return None
+
+    # --- IAM --------------------------------------------------------------------------------
+
+    async def _iam_tokens(self, request: web.Request) -> web.Response:
+        """`POST /v3/auth/tokens` with a password: 201, the token in `X-Subject-Token`."""
+        self.token_requests += 1
+        try:
+            auth = (await request.json())["auth"]
+            user = auth["identity"]["password"]["user"]
+            name, password, domain = user["name"], user["password"], user["domain"]["name"]
+            scope = auth["scope"]
+            if "password" not in auth["identity"]["methods"]:
+                raise KeyError("methods")
+        except (ValueError, KeyError, TypeError):
+            self._log(request, None, 400, None)
+            return _keystone_error(400, "The request body is invalid", "Bad Request")
+        self.token_scopes.append(scope)
+        if self.iam_users.get((domain, name)) != password:
+            self._log(request, None, 401, None)
+            return _keystone_error(401, "The username or password is wrong.", "Unauthorized")
+        now = self.wall()
+        token = "MIIsim" + secrets.token_urlsafe(48)  # INVENTED shape; real ones are PKI blobs
+        domain_ref = {"id": _stable_id("domain", domain), "name": domain}
+        body: dict[str, Any] = {
+            "catalog": [],
+            "expires_at": _iam_time(now + self.token_lifetime),
+            "issued_at": _iam_time(now),
+            "methods": ["password"],
+            "roles": [{"id": "0", "name": "te_admin"}],
+            "user": {
+                "domain": domain_ref,
+                "id": _stable_id("user", domain, name),
+                "name": name,
+                "password_expires_at": "",
+            },
+        }
+        project = scope.get("project") if isinstance(scope, dict) else None
+        if isinstance(project, dict) and (project.get("name") or project.get("id")):
+            pname = project.get("name") or f"project-{project['id'][:8]}"
+            body["project"] = {
+                "domain": domain_ref,
+                "id": project.get("id") or _stable_id("project", pname),
+                "name": pname,
+            }
+            # Only project-scoped tokens open CodeArts Build; global ones are refused.
+            self.issued[token] = now + self.token_lifetime
+        else:
+            body["domain"] = domain_ref
+        self._log(request, None, 201, None)
+        return web.json_response({"token": body}, status=201, headers={"X-Subject-Token": token})
+
+    async def _sim_expire_tokens(self, request: web.Request) -> web.Response:
+        return web.json_response({"expired": self.expire_tokens()})
 
     def _log(
         self, request: web.Request, record_id: str | None, status: int, fault: Fault | None
@@ -243,7 +431,7 @@ class Simulator:
         record_id = request.match_info["record_id"]
         if not self.authorized(request):
             self._log(request, record_id, 401, None)
-            return web.json_response(apigw_body("APIGW.0301", APIGW_TOKEN_MSG), status=401)
+            return self.unauthorized(request)
         fault = self.faults.pick(record_id)
         if fault is not None:
             return await self._faulty(request, record_id, fault)
@@ -513,6 +701,20 @@ class Simulator:
         data = await request.json()
         self.clock.advance(float(data.get("advance", 0)))
         return web.json_response({"now": self.clock.now()})
+
+
+def _keystone_error(code: int, message: str, title: str) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "title": title}}, status=code
+    )
+
+
+def _iam_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stable_id(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]
 
 
 def _reanchor(plan: RecordPlan, created: float) -> RecordPlan:
