@@ -57,7 +57,7 @@ AK_LOCK_SECONDS = 300.0
 ALLOWED_SKEW = 15 * 60.0  # the gateway's tolerance for X-Sdk-Date
 TOKEN_LIFETIME = 24 * 3600.0
 # None when the request authenticated, else why it did not.
-_AUTH_PROBLEM = web.RequestKey[str | None]("sim_auth_problem", object)
+_AUTH_PROBLEM = web.RequestKey[str | None]("sim_auth_problem")
 
 
 class SimClock:
