@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest clean deploy-check hadolint k8s-validate rules-check metrics-check deploy-sync
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,36 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck pytest deploy-check
+
+# --- deploy/ checked with the real tools (issue 6) -------------------------------------
+PROMTOOL ?= promtool
+
+deploy-check: hadolint k8s-validate rules-check metrics-check
+
+hadolint: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+# kubernetes-validate has no schema for the Prometheus Operator's kinds (it warns);
+# tests/test_deploy_files.py checks the ServiceMonitor and the PrometheusRule.
+k8s-validate: $(STAMP)
+	@mkdir -p build
+	$(BIN)/kubectl kustomize deploy/kubernetes > build/kubernetes.yaml
+	$(BIN)/kubernetes-validate --strict --quiet build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
+
+rules-check:
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+
+metrics-check: $(STAMP)
+	@mkdir -p build
+	$(BIN)/python -m tests.deploy_support live-metrics > build/metrics.txt
+	$(PROMTOOL) check metrics < build/metrics.txt
+
+# Regenerate deploy/kubernetes/prometheusrule.yaml after editing deploy/prometheus/alerts.yml.
+deploy-sync: $(STAMP)
+	$(BIN)/python -m tests.deploy_support sync-rules
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

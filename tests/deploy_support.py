@@ -192,9 +192,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def spawn(name: str, args: list[str], workdir: Path, env: dict[str, str]) -> Process:
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603 (our own commands)
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir
-        )
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     return Process(name, proc, log)
 
 
