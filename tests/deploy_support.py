@@ -268,6 +268,11 @@ def running_monitor(
                 MONITOR_REQUEST_TIMEOUT="2",
                 MONITOR_BACKOFF_MAX="4",
                 MONITOR_LOG_FORMAT="json",
+                # Settings of issue 4 (ignored where they do not exist yet): no state
+                # file to leave behind, and a request budget above 40 records a second.
+                MONITOR_STATE_PATH=":memory:",
+                MONITOR_RATE_LIMIT="200",
+                MONITOR_RATE_BURST="200",
             ),
         )
         started.append(daemon)
