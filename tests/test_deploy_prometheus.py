@@ -308,5 +308,12 @@ def test_auth_failure_counter_reaches_prometheus(stack: Stack) -> None:
             "stage_monitor_auth_failures_total comes with issue 3 (auth modes), not on this "
             "branch; CodeArtsAuthFailures falls back to polls with outcome unauthorized"
         )
-    meta = stack.prom.api("metadata", metric="stage_monitor_auth_failures_total")
-    assert meta["stage_monitor_auth_failures_total"][0]["type"] == "counter"
+    # Every reason is exported from the start (at 0 here: the token is right), so
+    # CodeArtsAuthFailures has a series to watch before the first failure.
+    found = poll(
+        "stage_monitor_auth_failures_total in Prometheus",
+        lambda: stack.query(f'stage_monitor_auth_failures_total{{job="{JOB}"}}') or None,
+        10,
+    )
+    assert {r["metric"]["reason"] for r in found} >= {"token_rejected"}
+    assert {r["value"][1] for r in found} == {"0"}
