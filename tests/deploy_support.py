@@ -343,18 +343,25 @@ def running_prometheus(
         proc.stop()
 
 
-def live_metrics(seconds: float = 3.0) -> str:
-    """/metrics of a daemon that has watched the simulator for `seconds`."""
+def live_metrics() -> str:
+    """/metrics of a daemon watching the simulator, once every family has series."""
     with tempfile.TemporaryDirectory() as tmp, running_monitor(Path(tmp), records=12) as mon:
 
-        def has_aggregates() -> str | None:
+        def complete() -> str | None:
             status, text = http_get(mon.metrics_url)
-            ok = status == 200 and "codearts_build_stage_finished_duration_seconds_bucket" in text
-            return text if ok else None
+            done = status == 200 and all(
+                f"\n{name}" in text
+                for name in (
+                    "codearts_build_stage_finish_timestamp_seconds{",
+                    "codearts_build_stage_finished_duration_seconds_bucket{",
+                    "codearts_build_stage_finished_pending_seconds_bucket{",
+                    "codearts_build_stage_transitions_total{",
+                    "stage_monitor_api_request_duration_seconds_bucket{",
+                )
+            )
+            return text if done else None
 
-        poll("finished stages in /metrics", has_aggregates, 20)
-        time.sleep(seconds)  # let a few more polls land: more label values to check
-        return http_get(mon.metrics_url)[1]
+        return poll("every family with series in /metrics", complete, 20)
 
 
 def main(argv: list[str]) -> int:
