@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest clean deploy-check hadolint k8s-validate rules-check metrics-check deploy-sync
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,40 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck deploy-check pytest
+
+# --- deploy/ checked with the real tools (issue 6); pytest stays last in `make test`
+# so its summary closes the output.
+PROMTOOL ?= promtool
+
+deploy-check: hadolint k8s-validate rules-check metrics-check
+
+hadolint: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+# Against the newest Kubernetes schemas kubernetes-validate has and the oldest
+# version the manifests promise to fit. It has no schema for the Prometheus
+# Operator's kinds (it warns); tests/test_deploy_files.py checks those two.
+K8S_OLDEST ?= 1.27.0
+k8s-validate: $(STAMP)
+	@mkdir -p build
+	$(BIN)/kubectl kustomize deploy/kubernetes > build/kubernetes.yaml
+	$(BIN)/kubernetes-validate --strict --quiet build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
+	$(BIN)/kubernetes-validate --strict --quiet --no-warn -k $(K8S_OLDEST) build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
+
+rules-check:
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+
+metrics-check: $(STAMP)
+	@mkdir -p build
+	$(BIN)/python -m tests.deploy_support live-metrics > build/metrics.txt
+	$(PROMTOOL) check metrics < build/metrics.txt
+
+# Regenerate deploy/kubernetes/prometheusrule.yaml after editing deploy/prometheus/alerts.yml.
+deploy-sync: $(STAMP)
+	$(BIN)/python -m tests.deploy_support sync-rules
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
