@@ -11,14 +11,14 @@ from anyio.abc import TaskStatus
 from monitor import __version__
 from monitor.codearts.auth import Auth, auth_from_settings
 from monitor.codearts.client import CodeArtsClient
+from monitor.codearts.ratelimit import TokenBucket
 from monitor.domain import RecordSnapshot
 from monitor.export.collector import RecordCollector
 from monitor.export.logging import get_logger, secret_filter
 from monitor.export.metrics import MonitorMetrics
 from monitor.export.server import Health, build_app, start_site
 from monitor.settings import Settings
-from monitor.store.base import StateStore
-from monitor.store.memory import MemoryStore
+from monitor.store import StateStore, store_for
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
 from monitor.tracking.watchlist import Watchlist
@@ -33,12 +33,16 @@ class Daemon:
         *,
         store: StateStore | None = None,
         auth: Auth | None = None,
+        gate: TokenBucket | None = None,
         serve_http: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = MonitorMetrics()
-        self.store: StateStore = store if store is not None else MemoryStore()
+        self.store: StateStore = store if store is not None else store_for(settings.state_path)
+        self.gate = (
+            gate if gate is not None else TokenBucket(settings.rate_limit, settings.rate_burst)
+        )
         self.auth = auth if auth is not None else auth_from_settings(settings)
         secret_filter.add(settings.secret_values())
         secret_filter.add(self.auth.secrets())
@@ -58,6 +62,7 @@ class Daemon:
             max_watch=settings.max_watch,
             backoff_max=settings.backoff_max,
             stall_timeout=settings.stall_timeout,
+            held_until=lambda: self.gate.paused_until,
             wall=clock,
         )
         self.health = Health(
@@ -68,7 +73,20 @@ class Daemon:
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self.port: int | None = None
+        self._stop_requested = False
+        self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.daemon")
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stop_requested
+
+    def stop(self) -> None:
+        """Shut down gracefully: no new polls, running ones get MONITOR_SHUTDOWN_GRACE."""
+        self._stop_requested = True
+        if self._stop_event is not None:
+            self._stop_event.set()
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -76,6 +94,8 @@ class Daemon:
         return None
 
     def _readiness(self) -> str | None:
+        if self._stop_requested:
+            return "shutting down"
         return None if self.scheduler.ready else "first poll round not finished"
 
     async def _poll(self, record_id: str) -> RecordSnapshot:
@@ -90,9 +110,13 @@ class Daemon:
             timeout=s.request_timeout,
             max_connections=s.max_concurrency,
             observer=self.metrics,
+            gate=self.gate,
             user_agent=f"codearts-stage-monitor/{__version__}",
         )
         runner = None
+        self._stop_event = anyio.Event()
+        if self._stop_requested:
+            self._stop_event.set()
         try:
             await self.watchlist.restore()
             for record_id in s.records:
@@ -112,12 +136,17 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 poll_interval=s.poll_interval,
+                rate_limit=s.rate_limit,
+                state_path=s.state_path,
             )
             async with anyio.create_task_group() as tg:
                 await tg.start(self.scheduler.run)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
                 task_status.started()
+                await self._stop_event.wait()
+                await self._drain()
+                tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 if runner is not None:
@@ -125,3 +154,13 @@ class Daemon:
                 await self._client.aclose()
                 await self.store.close()
                 self._log.info("daemon_stopped")
+
+    async def _drain(self) -> None:
+        """Let running polls finish within the grace period, then give up on them."""
+        grace = self.settings.shutdown_grace
+        self._log.info("shutdown_started", in_flight=self.scheduler.in_flight, grace=grace)
+        self.scheduler.stop()
+        with anyio.move_on_after(grace):
+            await self.scheduler.wait_finished()
+        if self.scheduler.in_flight:
+            self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)

@@ -93,13 +93,13 @@ class CodeArtsClient:
         resp = await self.execute(req)
         fetched_at = time.time()
         if resp.status != 200:
-            raise error_from_response(resp)
+            raise self._throttle_aware(error_from_response(resp))
         try:
             body = FullStagesResponse.model_validate_json(resp.body)
         except ValidationError as exc:
             raise MalformedResponse(_describe_validation(exc), status=resp.status) from None
         if body.error_code or (body.status or "").lower() == "fail":
-            raise _error_in_ok_body(body, resp.status)
+            raise self._throttle_aware(_error_in_ok_body(body, resp.status))
         if body.result is None or body.result.build_stages is None:
             raise MalformedResponse("answer has no result.build_stages", status=resp.status)
         return to_snapshot(record_id, body, fetched_at)
@@ -108,7 +108,7 @@ class CodeArtsClient:
         """GET any API path and return its JSON, mapping errors as for full-stages."""
         resp = await self.execute(ApiRequest("GET", self._base_url, path, query or []))
         if resp.status != 200:
-            raise error_from_response(resp)
+            raise self._throttle_aware(error_from_response(resp))
         try:
             data = json.loads(resp.body)
         except ValueError:
@@ -124,6 +124,13 @@ class CodeArtsClient:
         return data
 
     # --- plumbing ------------------------------------------------------------------------
+
+    def _throttle_aware(self, error: CodeArtsError) -> CodeArtsError:
+        # A 429 was reported to the gate when it arrived (see _send); CB.00060211 comes
+        # as 400, 500 or a 200 body, and slows the whole process down just the same.
+        if self._gate is not None and isinstance(error, Throttled) and error.status != 429:
+            self._gate.throttled(error.retry_after)
+        return error
 
     async def execute(self, request: ApiRequest) -> ApiResponse:
         """Send a request through the auth flow; the final response is returned as is."""

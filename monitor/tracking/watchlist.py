@@ -169,17 +169,22 @@ class Watchlist:
             return  # removed or finished while the request was in flight
         obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
         values_changed = rec.snapshot is None or rec.snapshot.stages != snapshot.stages
-        rec.snapshot = snapshot
+        after = rec.stored()
+        after.snapshot = snapshot
+        if obs.newly_finished:
+            after.counted = rec.counted | {s.key for s in obs.newly_finished}
+        if obs.completed is not None:
+            after.state = RecordState.COMPLETE
+            after.result = obs.completed.result
+            after.finished_at = self._clock()
+        if obs.transitions or obs.newly_finished or obs.completed is not None:
+            # If this raises, the record is left as it was, so the next poll sees the
+            # same changes again and nothing is lost.
+            await self._store.save(after)
+        rec.snapshot, rec.counted = after.snapshot, after.counted
+        rec.state, rec.result, rec.finished_at = after.state, after.result, after.finished_at
         if values_changed:
             rec.version += 1
-        if obs.newly_finished:
-            rec.counted = rec.counted | {s.key for s in obs.newly_finished}
-        if obs.completed is not None:
-            rec.state = RecordState.COMPLETE
-            rec.result = obs.completed.result
-            rec.finished_at = self._clock()
-        if obs.transitions or obs.newly_finished or obs.completed is not None:
-            await self._store.save(rec.stored())
         for t in obs.transitions:
             self._metrics.count_transition(t)
             self._log.info(
