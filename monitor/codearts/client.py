@@ -75,6 +75,11 @@ class CodeArtsClient:
             # The auth flow owns every header; never let a redirect carry them elsewhere.
             auto_decompress=True,
         )
+        # aiohttp re-sends an idempotent request once, behind our back, when the
+        # connection drops. That request would bypass the rate gate and hide the
+        # failure from the scheduler's backoff, so we retry only through our own policy.
+        # (A private attribute: tests/test_faults.py fails if aiohttp renames it.)
+        self._session._retry_connection = False
 
     async def aclose(self) -> None:
         await self._session.close()

@@ -38,8 +38,12 @@ class FaultPlan:
         kinds: list[Fault] | None = None,
         seed: int | None = None,
         slow_seconds: float = 30.0,
+        retry_after: str = "1",
     ) -> None:
         self.rate = rate
+        # The Retry-After header of THROTTLE answers. The real API's value is not
+        # documented; tests shorten it (a fraction is not valid HTTP, but we accept it).
+        self.retry_after = retry_after
         self.kinds = list(kinds) if kinds else list(Fault)
         self.slow_seconds = slow_seconds
         self._rng = random.Random(seed)

@@ -53,12 +53,28 @@ class SimClock:
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    at: float  # time.monotonic()
+    at: float  # time.monotonic() when the request arrived
     method: str
     path: str
     record_id: str | None
     status: int
     fault: str | None
+
+
+# The status each fault is logged with (0: no HTTP answer at all).
+FAULT_STATUS = {
+    Fault.THROTTLE: 429,
+    Fault.HTTP_500: 500,
+    Fault.HTTP_502: 502,
+    Fault.HTTP_503: 503,
+    Fault.SLOW: 500,
+    Fault.RESET: 0,
+    Fault.TRUNCATED: 200,
+    Fault.NOT_JSON: 200,
+    Fault.WRONG_SHAPE: 200,
+    Fault.OK_STATUS_FAIL: 200,
+    Fault.OK_ERROR_CODE: 200,
+}
 
 
 def error_body(code: str, msg: str) -> dict[str, str]:
@@ -149,11 +165,16 @@ class Simulator:
         return token is not None and token in self.tokens
 
     def _log(
-        self, request: web.Request, record_id: str | None, status: int, fault: Fault | None
+        self,
+        request: web.Request,
+        record_id: str | None,
+        status: int,
+        fault: Fault | None,
+        arrived: float | None = None,
     ) -> None:
         self.requests.append(
             LoggedRequest(
-                time.monotonic(),
+                time.monotonic() if arrived is None else arrived,
                 request.method,
                 request.path,
                 record_id,
@@ -165,13 +186,14 @@ class Simulator:
             self.requests_by_record[record_id] += 1
 
     async def _full_stages(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         record_id = request.match_info["record_id"]
         if not self.authorized(request):
             self._log(request, record_id, 401, None)
             return web.json_response(apigw_body("APIGW.0301", APIGW_TOKEN_MSG), status=401)
         fault = self.faults.pick(record_id)
         if fault is not None:
-            return await self._faulty(request, record_id, fault)
+            return await self._faulty(request, record_id, fault, arrived)
         if not RECORD_ID_RE.fullmatch(record_id):
             self._log(request, record_id, 400, None)
             return web.json_response(error_body("CB.00060200", "Invalid param"), status=400)
@@ -189,70 +211,65 @@ class Simulator:
         )
 
     async def _faulty(
-        self, request: web.Request, record_id: str, fault: Fault
+        self, request: web.Request, record_id: str, fault: Fault, arrived: float
     ) -> web.StreamResponse:
-        status = 200
-        try:
-            if fault is Fault.THROTTLE:
-                status = 429
-                return web.json_response(
-                    apigw_body("APIGW.0308", "The throttling threshold has been reached"),
-                    status=429,
-                    headers={"Retry-After": "1"},
-                )
-            if fault is Fault.HTTP_500:
-                status = 500
-                return web.json_response(
-                    error_body("CB.00060100", "Network busy. Try again later."), status=500
-                )
-            if fault in (Fault.HTTP_502, Fault.HTTP_503):
-                status = 502 if fault is Fault.HTTP_502 else 503
-                return web.Response(
-                    text=f"<html><body><h1>{status} Bad Gateway</h1></body></html>",
-                    status=status,
-                    content_type="text/html",
-                )
-            if fault is Fault.SLOW:
-                await asyncio.sleep(self.faults.slow_seconds)
-                return web.json_response(error_body("CB.00060100", "Network busy."), status=500)
-            if fault is Fault.RESET:
-                status = 0
-                if request.transport is not None:
-                    request.transport.abort()
-                raise web.HTTPServiceUnavailable()
-            if fault is Fault.TRUNCATED:
-                plan = self.plans.get(record_id)
-                payload = json.dumps(
-                    full_stages_body(plan, self.clock.now()) if plan else error_body("x", "y")
-                ).encode()
-                resp = web.StreamResponse(status=200)
-                resp.content_type = "application/json"
-                resp.content_length = len(payload)
-                await resp.prepare(request)
-                await resp.write(payload[: len(payload) // 2])
-                if request.transport is not None:
-                    request.transport.abort()
-                return resp
-            if fault is Fault.NOT_JSON:
-                return web.Response(
-                    text="<html><body>Service Unavailable</body></html>", content_type="text/html"
-                )
-            if fault is Fault.WRONG_SHAPE:
-                return web.json_response({"result": {"build_stages": [1, 2]}, "status": "success"})
-            if fault is Fault.OK_STATUS_FAIL:
-                # The shape of `error` here is inferred: the doc only says "Object".
-                return web.json_response(
-                    {
-                        "result": None,
-                        "status": "fail",
-                        "error": error_body("CB.00060101", "Internal error"),
-                    }
-                )
-            if fault is Fault.OK_ERROR_CODE:
-                return web.json_response(error_body("CB.00060101", "Internal error"))
-            raise AssertionError(f"unhandled fault {fault}")
-        finally:
-            self._log(request, record_id, status, fault)
+        # Logged on arrival, so the log is complete even while a SLOW answer is pending.
+        self._log(request, record_id, FAULT_STATUS[fault], fault, arrived)
+        if fault is Fault.THROTTLE:
+            return web.json_response(
+                apigw_body("APIGW.0308", "The throttling threshold has been reached"),
+                status=429,
+                headers={"Retry-After": self.faults.retry_after},
+            )
+        if fault is Fault.HTTP_500:
+            return web.json_response(
+                error_body("CB.00060100", "Network busy. Try again later."), status=500
+            )
+        if fault in (Fault.HTTP_502, Fault.HTTP_503):
+            status = FAULT_STATUS[fault]
+            return web.Response(
+                text=f"<html><body><h1>{status} Bad Gateway</h1></body></html>",
+                status=status,
+                content_type="text/html",
+            )
+        if fault is Fault.SLOW:
+            await asyncio.sleep(self.faults.slow_seconds)
+            return web.json_response(error_body("CB.00060100", "Network busy."), status=500)
+        if fault is Fault.RESET:
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        if fault is Fault.TRUNCATED:
+            plan = self.plans.get(record_id)
+            payload = json.dumps(
+                full_stages_body(plan, self.clock.now()) if plan else error_body("x", "y")
+            ).encode()
+            resp = web.StreamResponse(status=200)
+            resp.content_type = "application/json"
+            resp.content_length = len(payload)
+            await resp.prepare(request)
+            await resp.write(payload[: len(payload) // 2])
+            if request.transport is not None:
+                request.transport.abort()
+            return resp
+        if fault is Fault.NOT_JSON:
+            return web.Response(
+                text="<html><body>Service Unavailable</body></html>", content_type="text/html"
+            )
+        if fault is Fault.WRONG_SHAPE:
+            return web.json_response({"result": {"build_stages": [1, 2]}, "status": "success"})
+        if fault is Fault.OK_STATUS_FAIL:
+            # The shape of `error` here is inferred: the doc only says "Object".
+            return web.json_response(
+                {
+                    "result": None,
+                    "status": "fail",
+                    "error": error_body("CB.00060101", "Internal error"),
+                }
+            )
+        if fault is Fault.OK_ERROR_CODE:
+            return web.json_response(error_body("CB.00060101", "Internal error"))
+        raise AssertionError(f"unhandled fault {fault}")
 
     async def _sim_records(self, request: web.Request) -> web.Response:
         now = self.clock.now()
