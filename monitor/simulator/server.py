@@ -284,6 +284,10 @@ class Simulator:
         data = await request.json()
         if "rate" in data:
             self.faults.rate = float(data["rate"])
+        if "slow_seconds" in data:
+            self.faults.slow_seconds = float(data["slow_seconds"])
+        if "retry_after" in data:
+            self.faults.retry_after = str(data["retry_after"])
         if "kind" in data:
             self.faults.inject(
                 Fault(data["kind"]), data.get("record_id"), int(data.get("count", 1))
