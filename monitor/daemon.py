@@ -43,6 +43,7 @@ class Daemon:
         self.gate = (
             gate if gate is not None else TokenBucket(settings.rate_limit, settings.rate_burst)
         )
+        self.metrics.watch_gate(self.gate)
         self.auth = auth if auth is not None else auth_from_settings(settings)
         secret_filter.add(settings.secret_values())
         secret_filter.add(self.auth.secrets())
@@ -121,6 +122,11 @@ class Daemon:
             await self.watchlist.restore()
             for record_id in s.records:
                 await self.watchlist.add(record_id, source="config")
+            # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
+            wanted = set(s.records)
+            for record_id, rec in list(self.watchlist.records.items()):
+                if rec.source == "config" and record_id not in wanted:
+                    await self.watchlist.remove(record_id)
             watch_file = None
             if s.watchlist_file is not None:
                 watch_file = WatchlistFile(

@@ -269,3 +269,23 @@ async def test_a_restarted_daemon_resumes_without_repeating_or_recounting(
     assert counted_after == len(plan.stages) - 1
     assert second.watchlist.records[done.record_id].state is RecordState.COMPLETE
     assert second.store.writes > 0  # type: ignore[attr-defined]
+
+
+async def test_a_record_taken_out_of_the_settings_while_down_is_forgotten(
+    sim: SimServer, tmp_path: Path, log_stream: io.StringIO
+) -> None:
+    keep, drop = (sim.sim.new_build(started_ago=100_000) for _ in range(2))
+    state = str(tmp_path / "monitor.db")
+    first = Daemon(make_settings(sim.url, [keep.record_id, drop.record_id], state_path=state))
+    async with running(first):
+        await wait_until(
+            first, lambda: all(r.state.finished for r in first.watchlist.records.values())
+        )
+
+    second = Daemon(make_settings(sim.url, [keep.record_id], state_path=state))
+    async with running(second):
+        samples = await scrape(second)
+    assert set(second.watchlist.records) == {keep.record_id}
+    assert not series(samples, "codearts_build_record_complete", record_id=drop.record_id)
+    assert [e["record_id"] for e in log_events(log_stream, "record_removed")] == [drop.record_id]
+    assert [r.record_id for r in await SqliteStore(state).load()] == [keep.record_id]
