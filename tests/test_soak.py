@@ -27,7 +27,7 @@ from tests.conftest import TOKEN, fetch, log_events, make_settings, running, scr
 RECORDS = 500
 UNKNOWN = 5  # ids the service does not know: their true terminal state is not_found
 FAULT_RATE = 0.2
-DURATION_SCALE = 0.0075  # a build of half an hour takes ~14 s
+DURATION_SCALE = 0.01  # a build of half an hour takes ~18 s
 RATE = 250.0  # requests per second, for the whole process
 BURST = 25
 WINDOW = 1.0  # seconds: the rate check's sliding window
