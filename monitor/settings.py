@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # One budget for every request of the process; the real limit is not published.
     rate_limit: float = Field(5.0, gt=0)  # requests per second
     rate_burst: int = Field(10, ge=1)
-    state_path: str = "./var/monitor.db"  # SQLite file, or ":memory:" for no durable state
+    state_path: str = Field("./var/monitor.db", min_length=1)  # or ":memory:": keep nothing
     shutdown_grace: float = Field(10.0, ge=0)  # seconds in-flight polls get on SIGTERM
 
     # --- serving --------------------------------------------------------------------

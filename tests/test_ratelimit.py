@@ -8,7 +8,7 @@ from aiohttp import web
 
 from monitor.codearts.auth import auth_from_settings
 from monitor.codearts.client import CodeArtsClient
-from monitor.codearts.errors import Throttled
+from monitor.codearts.errors import ServerError, Throttled
 from monitor.codearts.ratelimit import TokenBucket
 from monitor.daemon import Daemon
 from monitor.export.server import start_site
@@ -41,25 +41,47 @@ async def test_a_throttle_pauses_halves_the_rate_and_recovers() -> None:
     assert gate.paused_until == 112.0 + 300.0
 
 
-async def test_a_throttle_answered_as_cb_00060211_slows_the_process_too() -> None:
-    async def busy(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"error_code": "CB.00060211", "error_msg": "too many requests"}, status=400
-        )
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "error"),
+    [
+        (400, {"error_code": "CB.00060211", "error_msg": "too many"}, {}, Throttled),
+        (200, {"error_code": "CB.00060211", "error_msg": "too many"}, {}, Throttled),
+        (
+            503,
+            {"error_code": "CB.00060100", "error_msg": "busy"},
+            {"Retry-After": "2"},
+            ServerError,
+        ),
+        (
+            429,
+            {"error_code": "APIGW.0308", "error_msg": "throttled"},
+            {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"},
+            Throttled,
+        ),
+    ],
+)
+async def test_every_way_of_saying_slow_down_pauses_the_process(
+    status: int, body: dict[str, str], headers: dict[str, str], error: type[Exception]
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(body, status=status, headers=headers)
 
     app = web.Application()
-    app.router.add_get("/v1/record/{rid}/full-stages", busy)
+    app.router.add_get("/v1/record/{rid}/full-stages", answer)
     runner, port = await start_site(app, "127.0.0.1", 0)
     settings = make_settings(f"http://127.0.0.1:{port}")
     gate = TokenBucket(100, 10)
     client = CodeArtsClient(settings.endpoint_url, auth_from_settings(settings), gate=gate)
+    before = anyio.current_time()
     try:
-        with pytest.raises(Throttled, match=r"CB\.00060211"):
+        with pytest.raises(error):
             await client.full_stages("0" * 36)
     finally:
         await client.aclose()
         await runner.cleanup()
     assert gate.pauses == 1
+    expected = 300.0 if "2099" in headers.get("Retry-After", "") else 2.0 if headers else 1.0
+    assert gate.paused_until - before == pytest.approx(expected, abs=0.5)
 
 
 async def test_a_throttling_pause_is_not_a_stall_and_shows_in_metrics(sim: SimServer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -178,7 +179,11 @@ class CodeArtsClient:
             raise TransportError(f"connection failed: {type(exc).__name__}") from None
         finally:
             self._observer.observe_request(code, time.perf_counter() - started)
-        if self._gate is not None and result.status == 429:
+        if self._gate is not None and (
+            result.status == 429 or (result.status >= 400 and "retry-after" in result.headers)
+        ):
+            # "Too many requests", or any refusal that says when to come back (a 503
+            # with Retry-After): the whole process waits, not just this record.
             self._gate.throttled(retry_after_seconds(result.headers))
         return result
 
@@ -191,14 +196,20 @@ def _plain_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a `Retry-After` header given in seconds; None otherwise."""
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date); None if unusable."""
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = max(0.0, when.timestamp() - time.time())
     return seconds if seconds >= 0 else None
 
 
