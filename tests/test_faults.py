@@ -92,11 +92,12 @@ async def test_a_throttle_pauses_every_record_not_just_the_one_refused(sim: SimS
         await wait_until(daemon, lambda: rec.polls > polls + 1)
 
     after = [r.at - throttled_at for r in s.requests if r.at > throttled_at]
-    # Requests already on the wire when the 429 came back may land just after it;
-    # after that, nothing for any record until Retry-After has passed.
-    assert after
-    assert not [t for t in after if 0.05 < t < 0.5]
-    assert min(t for t in after if t >= 0.05) >= 0.5
+    # The two other workers' requests may already be on the wire when the 429 comes
+    # back; apart from those, nothing for any record until Retry-After has passed
+    # (without the shared pause, the other records would have been polled ~50 times).
+    early = [t for t in after if t < 0.5]
+    assert len(early) <= 2, early
+    assert len(after) > len(early)
 
 
 async def test_retry_after_without_a_header_still_pauses(sim: SimServer) -> None:
