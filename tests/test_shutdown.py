@@ -9,8 +9,8 @@ import anyio
 
 from monitor.daemon import Daemon
 from monitor.simulator import Fault
-from monitor.store import SqliteStore
 from tests.conftest import SimServer, fetch, log_events, make_settings, wait_until
+from tests.test_store_sqlite import load_state
 
 
 async def _stop_while_polling(daemon: Daemon, sim: SimServer, record_id: str) -> float:
@@ -60,7 +60,7 @@ async def test_stop_lets_a_running_poll_finish_and_flushes_the_state(
         not (tmp_path / "monitor.db-wal").exists()
         or (tmp_path / "monitor.db-wal").stat().st_size == 0
     )
-    stored = await SqliteStore(state).load()
+    stored = await load_state(state)
     assert [r.record_id for r in stored] == [plan.record_id]
 
 

@@ -21,8 +21,8 @@ from monitor.codearts.ratelimit import TokenBucket
 from monitor.daemon import Daemon
 from monitor.domain import RecordState
 from monitor.simulator import Fault, FaultPlan, Simulator, serve
-from monitor.store import SqliteStore
 from tests.conftest import TOKEN, fetch, log_events, make_settings, running, scrape, series, value
+from tests.test_store_sqlite import load_state
 
 RECORDS = 500
 UNKNOWN = 5  # ids the service does not know: their true terminal state is not_found
@@ -175,7 +175,7 @@ async def test_soak_every_record_true_every_stage_counted_once_within_the_rate(
     assert len(arrivals) <= BURST + RATE * elapsed
 
     # --- what the store holds agrees with what the daemon ended with -----------------------
-    stored = {r.record_id: r for r in await SqliteStore(state).load()}
+    stored = {r.record_id: r for r in await load_state(state)}
     assert {rid: r.state for rid, r in stored.items()} == {
         rid: r.state for rid, r in records.items()
     }

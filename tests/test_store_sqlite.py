@@ -30,6 +30,15 @@ from tests.conftest import (
 RID = "0f6c2a3e-1111-4d2b-9c1e-8e5f00000001"
 
 
+async def load_state(path: str | Path) -> list[StoredRecord]:
+    """What a state file holds, read the way the next process would read it."""
+    store = SqliteStore(path)
+    try:
+        return await store.load()
+    finally:
+        await store.close()
+
+
 def _stage(key: str, status: str, seq: int) -> StageSnapshot:
     return StageSnapshot(
         key=key,
@@ -288,4 +297,4 @@ async def test_a_record_taken_out_of_the_settings_while_down_is_forgotten(
     assert set(second.watchlist.records) == {keep.record_id}
     assert not series(samples, "codearts_build_record_complete", record_id=drop.record_id)
     assert [e["record_id"] for e in log_events(log_stream, "record_removed")] == [drop.record_id]
-    assert [r.record_id for r in await SqliteStore(state).load()] == [keep.record_id]
+    assert [r.record_id for r in await load_state(state)] == [keep.record_id]
