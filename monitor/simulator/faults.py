@@ -22,6 +22,22 @@ class Fault(StrEnum):
     OK_ERROR_CODE = "ok_error_code"  # 200 with error_code / error_msg
 
 
+# The HTTP status each fault is answered (and logged) with; 0: no HTTP answer at all.
+FAULT_STATUS = {
+    Fault.THROTTLE: 429,
+    Fault.HTTP_500: 500,
+    Fault.HTTP_502: 502,
+    Fault.HTTP_503: 503,
+    Fault.SLOW: 500,
+    Fault.RESET: 0,
+    Fault.TRUNCATED: 200,
+    Fault.NOT_JSON: 200,
+    Fault.WRONG_SHAPE: 200,
+    Fault.OK_STATUS_FAIL: 200,
+    Fault.OK_ERROR_CODE: 200,
+}
+
+
 @dataclass(slots=True)
 class _Queued:
     fault: Fault

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.export.server import start_site
-from monitor.simulator.faults import Fault, FaultPlan
+from monitor.simulator.faults import FAULT_STATUS, Fault, FaultPlan
 from monitor.simulator.scenario import RecordPlan, full_stages_body, make_plan
 
 RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
@@ -53,28 +53,12 @@ class SimClock:
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    at: float  # time.monotonic() when the request arrived
+    at: float  # time.monotonic() when the request arrived (handlers log before awaiting)
     method: str
     path: str
     record_id: str | None
     status: int
     fault: str | None
-
-
-# The status each fault is logged with (0: no HTTP answer at all).
-FAULT_STATUS = {
-    Fault.THROTTLE: 429,
-    Fault.HTTP_500: 500,
-    Fault.HTTP_502: 502,
-    Fault.HTTP_503: 503,
-    Fault.SLOW: 500,
-    Fault.RESET: 0,
-    Fault.TRUNCATED: 200,
-    Fault.NOT_JSON: 200,
-    Fault.WRONG_SHAPE: 200,
-    Fault.OK_STATUS_FAIL: 200,
-    Fault.OK_ERROR_CODE: 200,
-}
 
 
 def error_body(code: str, msg: str) -> dict[str, str]:
@@ -165,16 +149,11 @@ class Simulator:
         return token is not None and token in self.tokens
 
     def _log(
-        self,
-        request: web.Request,
-        record_id: str | None,
-        status: int,
-        fault: Fault | None,
-        arrived: float | None = None,
+        self, request: web.Request, record_id: str | None, status: int, fault: Fault | None
     ) -> None:
         self.requests.append(
             LoggedRequest(
-                time.monotonic() if arrived is None else arrived,
+                time.monotonic(),
                 request.method,
                 request.path,
                 record_id,
@@ -186,14 +165,13 @@ class Simulator:
             self.requests_by_record[record_id] += 1
 
     async def _full_stages(self, request: web.Request) -> web.StreamResponse:
-        arrived = time.monotonic()
         record_id = request.match_info["record_id"]
         if not self.authorized(request):
             self._log(request, record_id, 401, None)
             return web.json_response(apigw_body("APIGW.0301", APIGW_TOKEN_MSG), status=401)
         fault = self.faults.pick(record_id)
         if fault is not None:
-            return await self._faulty(request, record_id, fault, arrived)
+            return await self._faulty(request, record_id, fault)
         if not RECORD_ID_RE.fullmatch(record_id):
             self._log(request, record_id, 400, None)
             return web.json_response(error_body("CB.00060200", "Invalid param"), status=400)
@@ -211,10 +189,11 @@ class Simulator:
         )
 
     async def _faulty(
-        self, request: web.Request, record_id: str, fault: Fault, arrived: float
+        self, request: web.Request, record_id: str, fault: Fault
     ) -> web.StreamResponse:
-        # Logged on arrival, so the log is complete even while a SLOW answer is pending.
-        self._log(request, record_id, FAULT_STATUS[fault], fault, arrived)
+        # Logged on arrival (nothing above awaited), so the log is complete and in
+        # arrival order even while a SLOW answer is pending.
+        self._log(request, record_id, FAULT_STATUS[fault], fault)
         if fault is Fault.THROTTLE:
             return web.json_response(
                 apigw_body("APIGW.0308", "The throttling threshold has been reached"),
