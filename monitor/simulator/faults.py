@@ -21,8 +21,12 @@ class Fault(StrEnum):
     OK_STATUS_FAIL = "ok_status_fail"  # 200 with "status": "fail"
     OK_ERROR_CODE = "ok_error_code"  # 200 with error_code / error_msg
 
+    @property
+    def http_status(self) -> int:
+        """The HTTP status this fault is answered (and logged) with; 0 for no answer."""
+        return FAULT_STATUS[self]
 
-# The HTTP status each fault is answered (and logged) with; 0: no HTTP answer at all.
+
 FAULT_STATUS = {
     Fault.THROTTLE: 429,
     Fault.HTTP_500: 500,

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.export.server import start_site
-from monitor.simulator.faults import FAULT_STATUS, Fault, FaultPlan
+from monitor.simulator.faults import Fault, FaultPlan
 from monitor.simulator.scenario import RecordPlan, full_stages_body, make_plan
 
 RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
@@ -193,7 +193,7 @@ class Simulator:
     ) -> web.StreamResponse:
         # Logged on arrival (nothing above awaited), so the log is complete and in
         # arrival order even while a SLOW answer is pending.
-        self._log(request, record_id, FAULT_STATUS[fault], fault)
+        self._log(request, record_id, fault.http_status, fault)
         if fault is Fault.THROTTLE:
             return web.json_response(
                 apigw_body("APIGW.0308", "The throttling threshold has been reached"),
@@ -205,7 +205,7 @@ class Simulator:
                 error_body("CB.00060100", "Network busy. Try again later."), status=500
             )
         if fault in (Fault.HTTP_502, Fault.HTTP_503):
-            status = FAULT_STATUS[fault]
+            status = fault.http_status
             return web.Response(
                 text=f"<html><body><h1>{status} Bad Gateway</h1></body></html>",
                 status=status,
