@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS records (
     error       TEXT,
     counted     TEXT NOT NULL,  -- JSON array: stage keys already counted as finished
     snapshot    TEXT            -- JSON: fetched_at and every stage as last seen
-) WITHOUT ROWID;
+);
 """
 _UPSERT = (
     "INSERT OR REPLACE INTO records (record_id, state, source, labels, added_at, finished_at, "
