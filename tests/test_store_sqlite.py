@@ -298,3 +298,36 @@ async def test_a_record_taken_out_of_the_settings_while_down_is_forgotten(
     assert not series(samples, "codearts_build_record_complete", record_id=drop.record_id)
     assert [e["record_id"] for e in log_events(log_stream, "record_removed")] == [drop.record_id]
     assert [r.record_id for r in await load_state(state)] == [keep.record_id]
+
+
+class _FlakyStore(MemoryStore):
+    """Refuses the first `failures` saves of a polled record, as a full disk would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def save(self, record: StoredRecord) -> None:
+        if record.snapshot is not None and self.failures > 0:
+            self.failures -= 1
+            raise StoreError("state file /x/monitor.db: disk I/O error")
+        await super().save(record)
+
+
+async def test_a_failed_write_is_retried_by_the_next_poll_and_nothing_is_doubled(
+    sim: SimServer, log_stream: io.StringIO
+) -> None:
+    plan = sim.sim.new_build(started_ago=100_000, fate="SUCCESS")
+    store = _FlakyStore(failures=2)
+    daemon = Daemon(make_settings(sim.url, [plan.record_id]), store=store)
+    async with running(daemon):
+        rec = daemon.watchlist.records[plan.record_id]
+        await wait_until(daemon, lambda: rec.state is RecordState.COMPLETE)
+        samples = await scrape(daemon)
+
+    assert len(log_events(log_stream, "state_write_failed")) == 2
+    assert not log_events(log_stream, "poll_crashed")
+    transitions = [e["build_stage"] for e in log_events(log_stream, "stage_transition")]
+    assert sorted(transitions) == sorted(s.key for s in plan.stages)
+    assert sum(series(samples, "codearts_build_stages_finished_total").values()) == len(plan.stages)
+    assert (await store.load())[0].state is RecordState.COMPLETE

@@ -1,8 +1,8 @@
 """Durable state behind one narrow interface: what is watched and what was counted."""
 
-from monitor.store.base import StateStore, StoredRecord
+from monitor.store.base import StateStore, StoredRecord, StoreError
 from monitor.store.memory import MemoryStore
-from monitor.store.sqlite import MEMORY, SqliteStore, StoreError
+from monitor.store.sqlite import MEMORY, SqliteStore
 
 
 def store_for(path: str) -> StateStore:

@@ -30,7 +30,7 @@ import anyio
 import anyio.to_thread
 
 from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
-from monitor.store.base import StoredRecord
+from monitor.store.base import StoredRecord, StoreError
 
 SCHEMA_VERSION = 1
 MEMORY = ":memory:"
@@ -60,13 +60,10 @@ _SELECT = (
     "snapshot FROM records ORDER BY added_at, record_id"
 )
 _STAGE_FIELDS = StageSnapshot.__slots__
+__all__ = ["MEMORY", "SqliteStore", "StoreError", "decode", "encode"]
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """The state store cannot be used. The message names the file and says what to do."""
 
 
 class SqliteStore:

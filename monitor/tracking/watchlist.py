@@ -20,7 +20,7 @@ from monitor.domain import RecordSnapshot, RecordState
 from monitor.export.logging import get_logger
 from monitor.export.metrics import MonitorMetrics
 from monitor.settings import is_valid_record_id
-from monitor.store.base import StateStore, StoredRecord
+from monitor.store.base import StateStore, StoredRecord, StoreError
 from monitor.tracking.tracker import RecordCompleted, Transition, observe
 
 Listener = Callable[[Transition | RecordCompleted], None]
@@ -178,9 +178,14 @@ class Watchlist:
             after.result = obs.completed.result
             after.finished_at = self._clock()
         if obs.transitions or obs.newly_finished or obs.completed is not None:
-            # If this raises, the record is left as it was, so the next poll sees the
-            # same changes again and nothing is lost.
-            await self._store.save(after)
+            try:
+                await self._store.save(after)
+            except StoreError as exc:
+                # Left as it was, the record shows the same changes to the next poll,
+                # which logs and counts them then: nothing is lost, nothing is doubled.
+                self._log.error("state_write_failed", record_id=rec.record_id, error=str(exc))
+                self._notify()
+                return
         rec.snapshot, rec.counted = after.snapshot, after.counted
         rec.state, rec.result, rec.finished_at = after.state, after.result, after.finished_at
         if values_changed:
