@@ -8,13 +8,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from monitor import __version__
 from monitor.export.logging import configure_logging, get_logger
 from monitor.settings import ConfigError, Settings, is_valid_record_id, load_settings
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -127,21 +130,51 @@ async def _until_signal(scope: anyio.CancelScope) -> None:
             return
 
 
+async def _stop_on_signal(daemon: Daemon, scope: anyio.CancelScope) -> None:
+    """The first SIGTERM/SIGINT shuts down gracefully; a second one stops at once."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if not daemon.stopping:
+                get_logger("monitor").info("shutdown_requested", signal=name)
+                daemon.stop()
+            else:
+                get_logger("monitor").warning("shutdown_forced", signal=name)
+                scope.cancel()
+                return
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     if settings is None:
         return EXIT_USAGE
     configure_logging(settings.log_format, settings.log_level)
     from monitor.daemon import Daemon
+    from monitor.store import StoreError
 
     async def main_async() -> None:
         daemon = Daemon(settings)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_until_signal, tg.cancel_scope)
+            tg.start_soon(_stop_on_signal, daemon, tg.cancel_scope)
             await daemon.run()
+            tg.cancel_scope.cancel()
 
-    anyio.run(main_async)
+    failure: BaseException | None = None
+    try:
+        anyio.run(main_async)
+    except* StoreError as group:  # a state file that cannot be used: say which and why
+        failure = _leaf(group)
+    if failure is not None:
+        get_logger("monitor").error("startup_failed", error=str(failure))
+        print(f"stage-monitor: {failure}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -153,8 +186,13 @@ def _watch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return EXIT_USAGE
+    # A one-off command keeps no state, and must not touch the daemon's state file.
     settings = _load(
-        args, records=list(dict.fromkeys(args.record_ids)), watchlist_file=None, jobs=[]
+        args,
+        records=list(dict.fromkeys(args.record_ids)),
+        watchlist_file=None,
+        state_path=":memory:",
+        jobs=[],
     )
     if settings is None:
         return EXIT_USAGE

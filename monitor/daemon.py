@@ -13,6 +13,7 @@ from monitor.codearts.auth import Auth, auth_from_settings
 from monitor.codearts.auth_health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.jobs import record_id_of_build
+from monitor.codearts.ratelimit import TokenBucket
 from monitor.domain import RecordSnapshot
 from monitor.export.admin import add_admin_routes
 from monitor.export.collector import RecordCollector
@@ -20,8 +21,7 @@ from monitor.export.logging import get_logger, secret_filter
 from monitor.export.metrics import MonitorMetrics
 from monitor.export.server import Health, build_app, start_site
 from monitor.settings import Settings
-from monitor.store.base import StateStore
-from monitor.store.memory import MemoryStore
+from monitor.store import StateStore, store_for
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
@@ -37,12 +37,17 @@ class Daemon:
         *,
         store: StateStore | None = None,
         auth: Auth | None = None,
+        gate: TokenBucket | None = None,
         serve_http: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = MonitorMetrics()
-        self.store: StateStore = store if store is not None else MemoryStore()
+        self.store: StateStore = store if store is not None else store_for(settings.state_path)
+        self.gate = (
+            gate if gate is not None else TokenBucket(settings.rate_limit, settings.rate_burst)
+        )
+        self.metrics.watch_gate(self.gate)
         secret_filter.add(settings.secret_values())
         self.auth = auth if auth is not None else auth_from_settings(settings, secret_filter.add)
         secret_filter.add(self.auth.secrets())
@@ -63,6 +68,7 @@ class Daemon:
             max_watch=settings.max_watch,
             backoff_max=settings.backoff_max,
             stall_timeout=settings.stall_timeout,
+            held_until=lambda: self.gate.paused_until,
             wall=clock,
         )
         self.health = Health(
@@ -81,7 +87,20 @@ class Daemon:
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self.port: int | None = None
+        self._stop_requested = False
+        self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.daemon")
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stop_requested
+
+    def stop(self) -> None:
+        """Shut down gracefully: no new polls, running ones get MONITOR_SHUTDOWN_GRACE."""
+        self._stop_requested = True
+        if self._stop_event is not None:
+            self._stop_event.set()
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -89,6 +108,8 @@ class Daemon:
         return None
 
     def _readiness(self) -> str | None:
+        if self._stop_requested:
+            return "shutting down"
         return None if self.scheduler.ready else "first poll round not finished"
 
     async def _poll(self, record_id: str) -> RecordSnapshot:
@@ -107,15 +128,24 @@ class Daemon:
             timeout=s.request_timeout,
             max_connections=s.max_concurrency,
             observer=self.metrics,
+            gate=self.gate,
             user_agent=f"codearts-stage-monitor/{__version__}",
             auth_observer=self.auth_health,
         )
         self.admin.resolver = self._resolve_build
         runner = None
+        self._stop_event = anyio.Event()
+        if self._stop_requested:
+            self._stop_event.set()
         try:
             await self.watchlist.restore()
             for record_id in s.records:
                 await self.watchlist.add(record_id, source="config")
+            # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
+            wanted = set(s.records)
+            for record_id, rec in list(self.watchlist.records.items()):
+                if rec.source == "config" and record_id not in wanted:
+                    await self.watchlist.remove(record_id)
             watch_file = None
             if s.watchlist_file is not None:
                 watch_file = WatchlistFile(
@@ -142,6 +172,8 @@ class Daemon:
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
                 poll_interval=s.poll_interval,
+                rate_limit=s.rate_limit,
+                state_path=s.state_path,
             )
             async with anyio.create_task_group() as tg:
                 await tg.start(self.scheduler.run)
@@ -150,6 +182,9 @@ class Daemon:
                 if self.discovery is not None:
                     await tg.start(self.discovery.run)
                 task_status.started()
+                await self._stop_event.wait()
+                await self._drain()
+                tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 self.admin.resolver = None
@@ -158,3 +193,13 @@ class Daemon:
                 await self._client.aclose()
                 await self.store.close()
                 self._log.info("daemon_stopped")
+
+    async def _drain(self) -> None:
+        """Let running polls finish within the grace period, then give up on them."""
+        grace = self.settings.shutdown_grace
+        self._log.info("shutdown_started", in_flight=self.scheduler.in_flight, grace=grace)
+        self.scheduler.stop()
+        with anyio.move_on_after(grace):
+            await self.scheduler.wait_finished()
+        if self.scheduler.in_flight:
+            self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)

@@ -35,6 +35,7 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
                 poll_interval=2.0,
                 host="127.0.0.1",
                 port=port,
+                state_path=":memory:",  # the demo's builds are new every time
             )
             daemon = Daemon(settings)
             async with anyio.create_task_group() as tg:

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     backoff_max: float = Field(300.0, gt=0)
     stall_timeout: float = Field(120.0, gt=0)
 
+    # --- resilience -------------------------------------------------------------------
+    # One budget for every request of the process; the real limit is not published.
+    rate_limit: float = Field(5.0, gt=0)  # requests per second
+    rate_burst: int = Field(10, ge=1)
+    state_path: str = Field("./var/monitor.db", min_length=1)  # or ":memory:": keep nothing
+    shutdown_grace: float = Field(10.0, ge=0)  # seconds in-flight polls get on SIGTERM
+
     # --- serving --------------------------------------------------------------------
     host: str = "0.0.0.0"
     port: int = Field(9630, ge=0, le=65535)

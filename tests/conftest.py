@@ -64,6 +64,9 @@ def make_settings(url: str, records: list[str] | None = None, **overrides: Any) 
         "host": "127.0.0.1",
         "port": 0,
         "request_timeout": 2.0,
+        "state_path": ":memory:",
+        "rate_limit": 1000.0,
+        "rate_burst": 100,
     }
     values.update(overrides)
     return Settings(**values)

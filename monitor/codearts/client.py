@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -92,6 +93,11 @@ class CodeArtsClient:
             # The auth flow owns every header; never let a redirect carry them elsewhere.
             auto_decompress=True,
         )
+        # aiohttp re-sends an idempotent request once, behind our back, when the
+        # connection drops. That request would bypass the rate gate and hide the
+        # failure from the scheduler's backoff, so we retry only through our own policy.
+        # (A private attribute: tests/test_faults.py fails if aiohttp renames it.)
+        self._session._retry_connection = False
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -110,13 +116,13 @@ class CodeArtsClient:
         resp = await self.execute(req)
         fetched_at = time.time()
         if resp.status != 200:
-            raise error_from_response(resp)
+            raise self._throttle_aware(error_from_response(resp))
         try:
             body = FullStagesResponse.model_validate_json(resp.body)
         except ValidationError as exc:
             raise MalformedResponse(_describe_validation(exc), status=resp.status) from None
         if body.error_code or (body.status or "").lower() == "fail":
-            raise _error_in_ok_body(body, resp.status)
+            raise self._throttle_aware(_error_in_ok_body(body, resp.status))
         if body.result is None or body.result.build_stages is None:
             raise MalformedResponse("answer has no result.build_stages", status=resp.status)
         return to_snapshot(record_id, body, fetched_at)
@@ -125,7 +131,7 @@ class CodeArtsClient:
         """GET any API path and return its JSON, mapping errors as for full-stages."""
         resp = await self.execute(ApiRequest("GET", self._base_url, path, query or []))
         if resp.status != 200:
-            raise error_from_response(resp)
+            raise self._throttle_aware(error_from_response(resp))
         try:
             data = json.loads(resp.body)
         except ValueError:
@@ -141,6 +147,13 @@ class CodeArtsClient:
         return data
 
     # --- plumbing ------------------------------------------------------------------------
+
+    def _throttle_aware(self, error: CodeArtsError) -> CodeArtsError:
+        # A 429 was reported to the gate when it arrived (see _send); CB.00060211 comes
+        # as 400, 500 or a 200 body, and slows the whole process down just the same.
+        if self._gate is not None and isinstance(error, Throttled) and error.status != 429:
+            self._gate.throttled(error.retry_after)
+        return error
 
     async def execute(self, request: ApiRequest) -> ApiResponse:
         """Send a request through the auth flow; the final response is returned as is.
@@ -200,7 +213,11 @@ class CodeArtsClient:
             raise TransportError(f"connection failed: {type(exc).__name__}") from None
         finally:
             self._observer.observe_request(code, time.perf_counter() - started)
-        if self._gate is not None and result.status == 429:
+        if self._gate is not None and (
+            result.status == 429 or (result.status >= 400 and "retry-after" in result.headers)
+        ):
+            # "Too many requests", or any refusal that says when to come back (a 503
+            # with Retry-After): the whole process waits, not just this record.
             self._gate.throttled(retry_after_seconds(result.headers))
         return result
 
@@ -213,14 +230,20 @@ def _plain_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a `Retry-After` header given in seconds; None otherwise."""
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date); None if unusable."""
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = max(0.0, when.timestamp() - time.time())
     return seconds if seconds >= 0 else None
 
 

@@ -7,6 +7,7 @@ time (see collector.py), so nothing has to be deleted when a record retires.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,7 +16,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
@@ -59,6 +60,32 @@ class _RecordsByState(Collector):
         for state in RecordState:
             fam.add_metric([state.value], counts.get(state, 0))
         yield fam
+
+
+class _Gate(Collector):
+    def __init__(self, gate: GateState) -> None:
+        self._gate = gate
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "stage_monitor_rate_limit_requests_per_second",
+            "The request rate in force: MONITOR_RATE_LIMIT, or less while recovering from "
+            "throttling.",
+            value=self._gate.current_rate(),
+        )
+        yield CounterMetricFamily(
+            "stage_monitor_throttle_pauses",
+            "Times the API said too many requests and every request was paused.",
+            value=self._gate.pauses,
+        )
+
+
+class GateState(Protocol):
+    """What the metrics read from the process-wide rate gate."""
+
+    pauses: int
+
+    def current_rate(self) -> float: ...
 
 
 class MonitorMetrics:
@@ -139,6 +166,10 @@ class MonitorMetrics:
             self.discovery_runs.labels(outcome=outcome)
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
+
+    def watch_gate(self, gate: GateState) -> None:
+        """Export the rate gate's current rate and pauses, read at scrape time."""
+        self.registry.register(_Gate(gate))
 
     def watch_record_states(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
         """Export `stage_monitor_records{state}` from a function called at scrape time."""

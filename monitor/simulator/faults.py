@@ -21,6 +21,26 @@ class Fault(StrEnum):
     OK_STATUS_FAIL = "ok_status_fail"  # 200 with "status": "fail"
     OK_ERROR_CODE = "ok_error_code"  # 200 with error_code / error_msg
 
+    @property
+    def http_status(self) -> int:
+        """The HTTP status this fault is answered (and logged) with; 0 for no answer."""
+        return FAULT_STATUS[self]
+
+
+FAULT_STATUS = {
+    Fault.THROTTLE: 429,
+    Fault.HTTP_500: 500,
+    Fault.HTTP_502: 502,
+    Fault.HTTP_503: 503,
+    Fault.SLOW: 500,
+    Fault.RESET: 0,
+    Fault.TRUNCATED: 200,
+    Fault.NOT_JSON: 200,
+    Fault.WRONG_SHAPE: 200,
+    Fault.OK_STATUS_FAIL: 200,
+    Fault.OK_ERROR_CODE: 200,
+}
+
 
 @dataclass(slots=True)
 class _Queued:
@@ -38,8 +58,12 @@ class FaultPlan:
         kinds: list[Fault] | None = None,
         seed: int | None = None,
         slow_seconds: float = 30.0,
+        retry_after: str = "1",
     ) -> None:
         self.rate = rate
+        # The Retry-After header of THROTTLE answers. The real API's value is not
+        # documented; tests shorten it (a fraction is not valid HTTP, but we accept it).
+        self.retry_after = retry_after
         self.kinds = list(kinds) if kinds else list(Fault)
         self.slow_seconds = slow_seconds
         self._rng = random.Random(seed)

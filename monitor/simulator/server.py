@@ -81,7 +81,7 @@ class SimClock:
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    at: float  # time.monotonic()
+    at: float  # time.monotonic() when the request arrived (handlers log before awaiting)
     method: str
     path: str
     record_id: str | None
@@ -603,68 +603,64 @@ class Simulator:
     async def _faulty(
         self, request: web.Request, record_id: str, fault: Fault
     ) -> web.StreamResponse:
-        status = 200
-        try:
-            if fault is Fault.THROTTLE:
-                status = 429
-                return web.json_response(
-                    apigw_body("APIGW.0308", "The throttling threshold has been reached"),
-                    status=429,
-                    headers={"Retry-After": "1"},
-                )
-            if fault is Fault.HTTP_500:
-                status = 500
-                return web.json_response(
-                    error_body("CB.00060100", "Network busy. Try again later."), status=500
-                )
-            if fault in (Fault.HTTP_502, Fault.HTTP_503):
-                status = 502 if fault is Fault.HTTP_502 else 503
-                return web.Response(
-                    text=f"<html><body><h1>{status} Bad Gateway</h1></body></html>",
-                    status=status,
-                    content_type="text/html",
-                )
-            if fault is Fault.SLOW:
-                await asyncio.sleep(self.faults.slow_seconds)
-                return web.json_response(error_body("CB.00060100", "Network busy."), status=500)
-            if fault is Fault.RESET:
-                status = 0
-                if request.transport is not None:
-                    request.transport.abort()
-                raise web.HTTPServiceUnavailable()
-            if fault is Fault.TRUNCATED:
-                plan = self.plans.get(record_id)
-                payload = json.dumps(
-                    full_stages_body(plan, self.clock.now()) if plan else error_body("x", "y")
-                ).encode()
-                resp = web.StreamResponse(status=200)
-                resp.content_type = "application/json"
-                resp.content_length = len(payload)
-                await resp.prepare(request)
-                await resp.write(payload[: len(payload) // 2])
-                if request.transport is not None:
-                    request.transport.abort()
-                return resp
-            if fault is Fault.NOT_JSON:
-                return web.Response(
-                    text="<html><body>Service Unavailable</body></html>", content_type="text/html"
-                )
-            if fault is Fault.WRONG_SHAPE:
-                return web.json_response({"result": {"build_stages": [1, 2]}, "status": "success"})
-            if fault is Fault.OK_STATUS_FAIL:
-                # The shape of `error` here is inferred: the doc only says "Object".
-                return web.json_response(
-                    {
-                        "result": None,
-                        "status": "fail",
-                        "error": error_body("CB.00060101", "Internal error"),
-                    }
-                )
-            if fault is Fault.OK_ERROR_CODE:
-                return web.json_response(error_body("CB.00060101", "Internal error"))
-            raise AssertionError(f"unhandled fault {fault}")
-        finally:
-            self._log(request, record_id, status, fault)
+        # Logged on arrival (nothing above awaited), so the log is complete and in
+        # arrival order even while a SLOW answer is pending.
+        self._log(request, record_id, fault.http_status, fault)
+        if fault is Fault.THROTTLE:
+            return web.json_response(
+                apigw_body("APIGW.0308", "The throttling threshold has been reached"),
+                status=429,
+                headers={"Retry-After": self.faults.retry_after},
+            )
+        if fault is Fault.HTTP_500:
+            return web.json_response(
+                error_body("CB.00060100", "Network busy. Try again later."), status=500
+            )
+        if fault in (Fault.HTTP_502, Fault.HTTP_503):
+            status = fault.http_status
+            return web.Response(
+                text=f"<html><body><h1>{status} Bad Gateway</h1></body></html>",
+                status=status,
+                content_type="text/html",
+            )
+        if fault is Fault.SLOW:
+            await asyncio.sleep(self.faults.slow_seconds)
+            return web.json_response(error_body("CB.00060100", "Network busy."), status=500)
+        if fault is Fault.RESET:
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        if fault is Fault.TRUNCATED:
+            plan = self.plans.get(record_id)
+            payload = json.dumps(
+                full_stages_body(plan, self.clock.now()) if plan else error_body("x", "y")
+            ).encode()
+            resp = web.StreamResponse(status=200)
+            resp.content_type = "application/json"
+            resp.content_length = len(payload)
+            await resp.prepare(request)
+            await resp.write(payload[: len(payload) // 2])
+            if request.transport is not None:
+                request.transport.abort()
+            return resp
+        if fault is Fault.NOT_JSON:
+            return web.Response(
+                text="<html><body>Service Unavailable</body></html>", content_type="text/html"
+            )
+        if fault is Fault.WRONG_SHAPE:
+            return web.json_response({"result": {"build_stages": [1, 2]}, "status": "success"})
+        if fault is Fault.OK_STATUS_FAIL:
+            # The shape of `error` here is inferred: the doc only says "Object".
+            return web.json_response(
+                {
+                    "result": None,
+                    "status": "fail",
+                    "error": error_body("CB.00060101", "Internal error"),
+                }
+            )
+        if fault is Fault.OK_ERROR_CODE:
+            return web.json_response(error_body("CB.00060101", "Internal error"))
+        raise AssertionError(f"unhandled fault {fault}")
 
     async def _sim_records(self, request: web.Request) -> web.Response:
         self.start_due_builds()
@@ -680,6 +676,10 @@ class Simulator:
         data = await request.json()
         if "rate" in data:
             self.faults.rate = float(data["rate"])
+        if "slow_seconds" in data:
+            self.faults.slow_seconds = float(data["slow_seconds"])
+        if "retry_after" in data:
+            self.faults.retry_after = str(data["retry_after"])
         if "kind" in data:
             self.faults.inject(
                 Fault(data["kind"]), data.get("record_id"), int(data.get("count", 1))

@@ -31,6 +31,10 @@ class StoredRecord:
     counted: frozenset[str] = frozenset()
 
 
+class StoreError(Exception):
+    """The store cannot be read or written. The message says where and what to do."""
+
+
 class StateStore(Protocol):
     """Where watched records live between restarts. Every write is atomic per call."""
 
@@ -39,7 +43,7 @@ class StateStore(Protocol):
         ...
 
     async def save(self, record: StoredRecord) -> None:
-        """Insert or replace one record."""
+        """Insert or replace one record; raises StoreError if it could not be kept."""
         ...
 
     async def delete(self, record_id: str) -> None:

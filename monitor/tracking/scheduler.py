@@ -42,6 +42,7 @@ class Scheduler:
         max_watch: float,
         backoff_max: float = 300.0,
         stall_timeout: float = 120.0,
+        held_until: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -53,6 +54,12 @@ class Scheduler:
         self._max_watch = max_watch
         self._backoff_max = max(backoff_max, interval)
         self._stall_timeout = stall_timeout
+        # Monotonic time until which requests are held back on purpose (a throttling
+        # pause of the rate gate): waiting for it is not a stall.
+        self._held_until = held_until or (lambda: 0.0)
+        self._dispatching: anyio.CancelScope | None = None
+        self._finished: anyio.Event | None = None
+        self.stopping = False
         self._clock = clock
         self._wall = wall
         self._rng = rng or random.Random()
@@ -83,7 +90,10 @@ class Scheduler:
     @property
     def stalled(self) -> bool:
         """True when the dispatcher has made no progress for the stall timeout."""
-        return self._running and self._clock() - self.heartbeat > self._stall_timeout
+        if not self._running or self.stopping:
+            return False
+        progress = max(self.heartbeat, self._held_until())
+        return self._clock() - progress > self._stall_timeout
 
     @property
     def scheduled(self) -> int:
@@ -104,9 +114,16 @@ class Scheduler:
         heapq.heappush(self._heap, (due, next(self._seq), record_id))
         self._wake.set()
 
+    def stop(self) -> None:
+        """Take no more work: polls already running finish, then `run()` returns."""
+        self.stopping = True
+        if self._dispatching is not None:
+            self._dispatching.cancel()
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Dispatch until cancelled."""
+        """Dispatch until cancelled, or until `stop()` and the last running poll is done."""
         self._running = True
+        self._finished = anyio.Event()
         self.heartbeat = self._clock()
         if not self._first_round:
             self._first_round_done.set()
@@ -117,9 +134,18 @@ class Scheduler:
                     tg.start_soon(self._worker, receive.clone())
                 receive.close()
                 task_status.started()
-                await self._dispatch(send)
+                with anyio.CancelScope() as self._dispatching:
+                    if not self.stopping:
+                        await self._dispatch(send)
+                send.close()  # workers finish what they hold, then see the end of the stream
         finally:
             self._running = False
+            self._finished.set()
+
+    async def wait_finished(self) -> None:
+        """Return once `run()` has returned (after `stop()`, when no poll is left running)."""
+        if self._finished is not None:
+            await self._finished.wait()
 
     async def _dispatch(self, send: MemoryObjectSendStream[tuple[WatchedRecord, float]]) -> None:
         async with send:
@@ -196,7 +222,7 @@ class Scheduler:
         ceiling = min(self._backoff_max, self.interval * (2 ** min(failures, 16) - 1))
         delay = self.interval + self._rng.uniform(0, max(0.0, ceiling - self.interval))
         if isinstance(exc, Throttled) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+            delay = max(delay, min(exc.retry_after, self._backoff_max))
         return delay
 
     def _first_round_finished(self, record_id: str) -> None:

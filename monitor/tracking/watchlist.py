@@ -20,7 +20,7 @@ from monitor.domain import RecordSnapshot, RecordState
 from monitor.export.logging import get_logger
 from monitor.export.metrics import MonitorMetrics
 from monitor.settings import is_valid_record_id
-from monitor.store.base import StateStore, StoredRecord
+from monitor.store.base import StateStore, StoredRecord, StoreError
 from monitor.tracking.tracker import RecordCompleted, Transition, observe
 
 Listener = Callable[[Transition | RecordCompleted], None]
@@ -175,17 +175,27 @@ class Watchlist:
             return  # removed or finished while the request was in flight
         obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
         values_changed = rec.snapshot is None or rec.snapshot.stages != snapshot.stages
-        rec.snapshot = snapshot
+        after = rec.stored()
+        after.snapshot = snapshot
+        if obs.newly_finished:
+            after.counted = rec.counted | {s.key for s in obs.newly_finished}
+        if obs.completed is not None:
+            after.state = RecordState.COMPLETE
+            after.result = obs.completed.result
+            after.finished_at = self._clock()
+        if obs.transitions or obs.newly_finished or obs.completed is not None:
+            try:
+                await self._store.save(after)
+            except StoreError as exc:
+                # Left as it was, the record shows the same changes to the next poll,
+                # which logs and counts them then: nothing is lost, nothing is doubled.
+                self._log.error("state_write_failed", record_id=rec.record_id, error=str(exc))
+                self._notify()
+                return
+        rec.snapshot, rec.counted = after.snapshot, after.counted
+        rec.state, rec.result, rec.finished_at = after.state, after.result, after.finished_at
         if values_changed:
             rec.version += 1
-        if obs.newly_finished:
-            rec.counted = rec.counted | {s.key for s in obs.newly_finished}
-        if obs.completed is not None:
-            rec.state = RecordState.COMPLETE
-            rec.result = obs.completed.result
-            rec.finished_at = self._clock()
-        if obs.transitions or obs.newly_finished or obs.completed is not None:
-            await self._store.save(rec.stored())
         for t in obs.transitions:
             self._metrics.count_transition(t)
             self._log.info(
