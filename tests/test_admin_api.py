@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,6 @@ from monitor.cli import main as cli_main
 from monitor.daemon import Daemon
 from monitor.domain import RecordState
 from monitor.export.logging import get_logger
-from monitor.store.memory import MemoryStore
 from tests.conftest import (
     SimServer,
     log_events,
@@ -406,12 +406,13 @@ async def test_list_pages_through_every_record(sim: SimServer) -> None:
         assert page["total"] == 1
 
 
-async def test_records_added_through_the_api_survive_a_restart(sim: SimServer) -> None:
-    """One StateStore across two daemons. MemoryStore stands in for the durable (SQLite)
-    store, which is built on another branch: both implement the StateStore protocol."""
-    store = MemoryStore()
+async def test_records_added_through_the_api_survive_a_restart(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """Two daemon processes' worth of Daemon objects on one SQLite state file."""
+    state = tmp_path / "monitor.db"
     keep, drop = sim.sim.new_build(), sim.sim.new_build()
-    async with running(_with_store(sim, store)) as d:
+    async with running(_with_state(sim, state)) as d:
         for plan in (keep, drop):
             status, _, _ = await call(
                 d, "POST", RECORDS, body={"record_id": plan.record_id, "labels": {"team": "x"}}
@@ -420,7 +421,7 @@ async def test_records_added_through_the_api_survive_a_restart(sim: SimServer) -
         status, _, _ = await call(d, "DELETE", f"{RECORDS}/{drop.record_id}")
         assert status == 204
     sim.sim.clock.advance(100_000)  # the build finishes while no daemon runs
-    async with running(_with_store(sim, store)) as d:
+    async with running(_with_state(sim, state)) as d:
         status, _, page = await call(d, "GET", RECORDS, token=None)
         assert [(r["record_id"], r["source"], r["labels"]) for r in page["records"]] == [
             (keep.record_id, "api", {"team": "x"})
@@ -432,8 +433,8 @@ async def test_records_added_through_the_api_survive_a_restart(sim: SimServer) -
         assert value(samples, complete, record_id=keep.record_id, team="x") == 1
 
 
-def _with_store(sim: SimServer, store: MemoryStore) -> Daemon:
-    return Daemon(make_settings(sim.url, admin_token=SecretStr(ADMIN)), store=store)
+def _with_state(sim: SimServer, state: Path) -> Daemon:
+    return Daemon(make_settings(sim.url, admin_token=SecretStr(ADMIN), state_path=str(state)))
 
 
 async def test_the_admin_token_is_a_secret(
