@@ -14,7 +14,7 @@ from monitor.settings import Settings
 from monitor.simulator import Simulator, serve
 
 DEMO_DURATION_SCALE = 0.1  # builds of a few minutes, so something happens while you watch
-NEW_BUILD_EVERY = 20.0
+NEW_BUILD_EVERY = 20.0  # seconds; each of the two jobs builds every 40 s
 
 
 def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
@@ -24,6 +24,16 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
     token = secrets.token_urlsafe(24)
     sim = Simulator(seed=seed, speed=1.0, tokens={token})
     plans = sim.populate(records, duration_scale=DEMO_DURATION_SCALE)
+    # Two jobs that keep starting builds, found by job discovery as in production.
+    jobs = [
+        sim.add_job(
+            name,
+            every=NEW_BUILD_EVERY * 2,
+            first_in=NEW_BUILD_EVERY * (i + 1),
+            duration_scale=DEMO_DURATION_SCALE,
+        )
+        for i, name in enumerate(("payments-service", "web-frontend"))
+    ]
 
     async def main() -> None:
         sim_runner, sim_port = await serve(sim, "127.0.0.1", 0)
@@ -36,6 +46,9 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
                 host="127.0.0.1",
                 port=port,
                 state_path=":memory:",  # the demo's builds are new every time
+                rate_limit=50.0,
+                jobs=[j.job_id for j in jobs],
+                discovery_interval=5.0,
             )
             daemon = Daemon(settings)
             async with anyio.create_task_group() as tg:
@@ -43,10 +56,7 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
                 url = f"http://127.0.0.1:{daemon.port}/metrics"
                 log.info("demo_ready", metrics_url=url, simulator=f"http://127.0.0.1:{sim_port}")
                 print(f"\n  metrics: {url}\n", flush=True)
-                while True:
-                    await anyio.sleep(NEW_BUILD_EVERY)
-                    plan = sim.new_build(duration_scale=DEMO_DURATION_SCALE)
-                    await daemon.watchlist.add(plan.record_id, source="demo")
+                await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):
                 await sim_runner.cleanup()
