@@ -1,0 +1,223 @@
+"""Case 1, CPU per poll: one poller per process, charged its own process CPU.
+
+Three pollers make the same polls of the same records at the same rate and the
+same concurrency, so only the cost per poll differs:
+
+- `daemon`: the monitor itself (scheduler, client, pydantic validation, tracker,
+  watchlist, aggregate metrics, transition logs), with no HTTP server.
+- `bare`: an aiohttp loop doing the GET and `json.loads`, nothing else: the floor
+  for Python.
+- `sdk`: the official `huaweicloudsdkcodeartsbuild` client from a thread pool,
+  which is what a user would write instead. It signs every request with AK/SK;
+  the simulator runs in its benchmark-only mode that accepts any signature.
+
+Usage (one measurement, prints one JSON line):
+    python -m benchmarks.cpu_poll POLLER --url URL --records-file PATH --rate R ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+import anyio
+
+from benchmarks.common import BENCH_TOKEN, bench_settings, emit, process_cpu, sleep_until
+
+POLLERS = ("daemon", "bare", "sdk")
+
+
+class Pacer:
+    """Hands out poll slots at `rate` per second from one shared schedule (thread-safe)."""
+
+    def __init__(self, rate: float, start: float) -> None:
+        self._period = 1.0 / rate
+        self._start = start
+        self._slots = itertools.count()
+        self._lock = threading.Lock()
+
+    def next_slot(self) -> tuple[int, float]:
+        with self._lock:
+            k = next(self._slots)
+        return k, self._start + k * self._period
+
+
+def _result(poller: str, cpu: float, polls: int, wall: float, errors: int) -> dict[str, Any]:
+    return {
+        "poller": poller,
+        "cpu_seconds": cpu,
+        "polls": polls,
+        "wall_seconds": wall,
+        "errors": errors,
+        "cpu_per_poll_us": cpu / polls * 1e6 if polls else None,
+        "polls_per_second": polls / wall if wall else None,
+    }
+
+
+# --- (a) the daemon -------------------------------------------------------------------
+
+
+async def run_daemon(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
+    from monitor.daemon import Daemon
+    from monitor.export.logging import configure_logging
+
+    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    settings = bench_settings(
+        args.url,
+        records,
+        poll_interval=len(records) / args.rate,
+        max_concurrency=args.concurrency,
+    )
+    daemon = Daemon(settings, serve_http=False)
+
+    def successes() -> int:
+        v = daemon.metrics.registry.get_sample_value(
+            "stage_monitor_polls_total", {"outcome": "success"}
+        )
+        return int(v or 0)
+
+    def failures() -> int:
+        return sum(r.consecutive_errors for r in daemon.watchlist.records.values())
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        await anyio.sleep(args.warmup)
+        cpu0, polls0, t0 = process_cpu(), successes(), time.monotonic()
+        await anyio.sleep(args.window)
+        cpu1, polls1, t1 = process_cpu(), successes(), time.monotonic()
+        tg.cancel_scope.cancel()
+    return _result("daemon", cpu1 - cpu0, polls1 - polls0, t1 - t0, failures())
+
+
+# --- (b) a bare aiohttp loop ------------------------------------------------------------
+
+
+async def run_bare(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
+    counts = {"ok": 0, "errors": 0}
+    pacer = Pacer(args.rate, time.monotonic())
+    headers = {"X-Auth-Token": BENCH_TOKEN, "Accept": "application/json"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while True:
+            k, due = pacer.next_slot()
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            rid = records[k % len(records)]
+            async with session.get(f"{args.url}/v1/record/{rid}/full-stages") as resp:
+                body = await resp.read()
+                if resp.status == 200:
+                    json.loads(body)
+                    counts["ok"] += 1
+                else:
+                    counts["errors"] += 1
+
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=args.concurrency), headers=headers
+    ) as session:
+        tasks = [asyncio.create_task(worker(session)) for _ in range(args.concurrency)]
+        await asyncio.sleep(args.warmup)
+        cpu0, polls0, t0 = process_cpu(), counts["ok"], time.monotonic()
+        await asyncio.sleep(args.window)
+        cpu1, polls1, t1 = process_cpu(), counts["ok"], time.monotonic()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return _result("bare", cpu1 - cpu0, polls1 - polls0, t1 - t0, counts["errors"])
+
+
+# --- (c) the official SDK from a thread pool --------------------------------------------
+
+
+def sdk_client(url: str, pool_size: int = 10) -> Any:
+    """The official client pointed at `url` (plain http on loopback is allowed).
+
+    `with_endpoints` overrides the region's https endpoint; a project id in the
+    credentials keeps the SDK from asking IAM for one (it would go to the Internet).
+    The AK/SK are dummies: the simulator's benchmark mode does not check signatures.
+    The connection pool is sized to the thread pool, as a careful user would (the
+    default of 10 would drop and reopen connections with 16 threads, and charge
+    the SDK for it).
+    """
+    from huaweicloudsdkcodeartsbuild.v3 import CodeArtsBuildClient
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.http.http_config import HttpConfig
+
+    credentials = BasicCredentials(
+        "BENCHMARKAK000000000", "BENCHMARKSK0000000000000000000000000000", "0" * 32
+    )
+    return (
+        CodeArtsBuildClient.new_builder()
+        .with_credentials(credentials)
+        .with_endpoints([url])
+        .with_http_config(HttpConfig(pool_connections=pool_size, pool_maxsize=pool_size))
+        .build()
+    )
+
+
+def run_sdk(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
+    from huaweicloudsdkcodeartsbuild.v3 import ShowBuildRecordFullStagesRequest
+
+    client = sdk_client(args.url, args.concurrency)
+    counts = {"ok": 0, "errors": 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+    pacer = Pacer(args.rate, time.monotonic())
+
+    def worker() -> None:
+        while not stop.is_set():
+            k, due = pacer.next_slot()
+            sleep_until(due)
+            rid = records[k % len(records)]
+            try:
+                resp = client.show_build_record_full_stages(
+                    ShowBuildRecordFullStagesRequest(record_id=rid)
+                )
+                ok = resp.result is not None
+            except Exception:
+                ok = False
+            with lock:
+                counts["ok" if ok else "errors"] += 1
+
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        futures = [pool.submit(worker) for _ in range(args.concurrency)]
+        time.sleep(args.warmup)
+        cpu0, polls0, t0 = process_cpu(), counts["ok"], time.monotonic()
+        time.sleep(args.window)
+        cpu1, polls1, t1 = process_cpu(), counts["ok"], time.monotonic()
+        stop.set()
+        for f in futures:
+            f.result()
+    return _result("sdk", cpu1 - cpu0, polls1 - polls0, t1 - t0, counts["errors"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("poller", choices=POLLERS)
+    p.add_argument("--url", required=True)
+    p.add_argument("--records-file", required=True)
+    p.add_argument("--rate", type=float, default=200.0, help="polls per second")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--warmup", type=float, default=1.5)
+    p.add_argument("--window", type=float, default=5.0)
+    args = p.parse_args()
+    with open(args.records_file, encoding="utf-8") as fh:
+        records: list[str] = json.load(fh)
+    if args.poller == "daemon":
+        emit(anyio.run(run_daemon, args, records))
+    elif args.poller == "bare":
+        emit(asyncio.run(run_bare(args, records)))
+    else:
+        emit(run_sdk(args, records))
+
+
+if __name__ == "__main__":
+    main()
