@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from typing import Any
 import aiohttp
 import anyio
 
-from benchmarks.common import BENCH_TOKEN, bench_settings, emit, process_cpu, sleep_until
+from benchmarks.common import BENCH_TOKEN, DEVNULL, bench_settings, emit, process_cpu, sleep_until
 
 POLLERS = ("daemon", "bare", "sdk")
 
@@ -69,7 +68,7 @@ async def run_daemon(args: argparse.Namespace, records: list[str]) -> dict[str, 
     from monitor.daemon import Daemon
     from monitor.export.logging import configure_logging
 
-    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    configure_logging("json", "info", stream=DEVNULL)
     settings = bench_settings(
         args.url,
         records,

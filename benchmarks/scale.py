@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
 import anyio
 
-from benchmarks.common import bench_settings, emit, percentile, process_cpu, rss_bytes
+from benchmarks.common import DEVNULL, bench_settings, emit, percentile, process_cpu, rss_bytes
 from monitor.daemon import Daemon
 from monitor.export.collector import render_metrics
 from monitor.export.logging import configure_logging
 
 
 async def run(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
-    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    configure_logging("json", "info", stream=DEVNULL)
     settings = bench_settings(
         args.url, records, poll_interval=args.interval, max_concurrency=args.concurrency
     )

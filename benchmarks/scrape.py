@@ -1,4 +1,4 @@
-"""Case 3, scrape: the /metrics body for N watched records of 8 stages, ours against the obvious way.
+"""Case 3, scrape: /metrics for N watched records of 8 stages, ours against the obvious way.
 
 Ours is the daemon's own `render_metrics` over a watchlist holding N records.
 The baseline is what a straightforward exporter does: labelled `Gauge`s in a
@@ -52,7 +52,9 @@ def make_snapshot(i: int) -> RecordSnapshot:
         name = "final" if seq == STAGES - 1 else NAMES[seq % len(NAMES)]
         start = T0 + seq * 60.0
         if seq < done:
-            s = StageSnapshot(key, name, "SUCCESS", 5, 61_000, 60_000, 1_000, start, start + 61, seq)
+            s = StageSnapshot(
+                key, name, "SUCCESS", 5, 61_000, 60_000, 1_000, start, start + 61, seq
+            )
         elif seq == done:
             s = StageSnapshot(key, name, "RUNNING", 2, 31_000, 30_000, 1_000, start, None, seq)
         else:
@@ -64,7 +66,11 @@ def make_snapshot(i: int) -> RecordSnapshot:
 def advance(snapshot: RecordSnapshot) -> RecordSnapshot:
     """The same record one poll later: the running stage's durations moved by a second."""
     stages = tuple(
-        replace(s, duration_ms=(s.duration_ms or 0) + 1000, build_duration_ms=(s.build_duration_ms or 0) + 1000)
+        replace(
+            s,
+            duration_ms=(s.duration_ms or 0) + 1000,
+            build_duration_ms=(s.build_duration_ms or 0) + 1000,
+        )
         if s.status == "RUNNING"
         else s
         for s in snapshot.stages
@@ -110,10 +116,7 @@ class Baseline:
         helps = dict(STAGE_FAMILIES)
         base = ["record_id", "build_stage", "display_name"]
         self.status = Gauge(names[0], helps[names[0]], [*base, "status"], registry=self.registry)
-        g = {
-            n: Gauge(n, helps[n], base, registry=self.registry)
-            for n in names[1:7]
-        }
+        g = {n: Gauge(n, helps[n], base, registry=self.registry) for n in names[1:7]}
         self.complete = Gauge(names[7], helps[names[7]], ["record_id"], registry=self.registry)
         for rec in ours.watchlist.records.values():
             assert rec.snapshot is not None
@@ -131,9 +134,7 @@ class Baseline:
                 for name, v in zip(names[1:7], values, strict=True):
                     if v is not None:
                         g[name].labels(*labels).set(v)
-            self.complete.labels(rec.record_id).set(
-                1 if rec.state is RecordState.COMPLETE else 0
-            )
+            self.complete.labels(rec.record_id).set(1 if rec.state is RecordState.COMPLETE else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + generate_latest(self.aggregates)

@@ -1,4 +1,4 @@
-"""The simulator as a benchmark's own process: prints its URL and record ids, serves until stdin closes.
+"""The simulator in a process of its own: prints its URL and record ids, serves until stdin closes.
 
 Every build is under way when it starts (none finishes for minutes at the default
 duration scale), so the daemon keeps polling every record for the whole run.
