@@ -52,6 +52,12 @@ def process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu_split() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
 def rss_bytes() -> tuple[int, int]:
     """(current RSS, peak RSS) of this process in bytes, from /proc."""
     current = peak = 0

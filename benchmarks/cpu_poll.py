@@ -23,13 +23,21 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
 import anyio
 
-from benchmarks.common import BENCH_TOKEN, DEVNULL, bench_settings, emit, process_cpu, sleep_until
+from benchmarks.common import (
+    BENCH_TOKEN,
+    DEVNULL,
+    bench_settings,
+    emit,
+    process_cpu_split,
+    sleep_until,
+)
 
 POLLERS = ("daemon", "bare", "sdk")
 
@@ -49,10 +57,34 @@ class Pacer:
         return k, self._start + k * self._period
 
 
-def _result(poller: str, cpu: float, polls: int, wall: float, errors: int) -> dict[str, Any]:
+class Window:
+    """CPU (user and system), polls and wall time between `start()` and `stop()`."""
+
+    def __init__(self, polls: Callable[[], int]) -> None:
+        self._polls = polls
+        self._start = (0.0, 0.0, 0, 0.0)
+        self.user = self.system = self.wall = 0.0
+        self.polls = 0
+
+    def start(self) -> None:
+        self._start = (*process_cpu_split(), self._polls(), time.monotonic())
+
+    def stop(self) -> None:
+        user, system = process_cpu_split()
+        self.user = user - self._start[0]
+        self.system = system - self._start[1]
+        self.polls = self._polls() - self._start[2]
+        self.wall = time.monotonic() - self._start[3]
+
+
+def _result(poller: str, w: Window, errors: int) -> dict[str, Any]:
+    cpu = w.user + w.system
+    polls, wall = w.polls, w.wall
     return {
         "poller": poller,
         "cpu_seconds": cpu,
+        "user_seconds": w.user,
+        "system_seconds": w.system,
         "polls": polls,
         "wall_seconds": wall,
         "errors": errors,
@@ -88,12 +120,13 @@ async def run_daemon(args: argparse.Namespace, records: list[str]) -> dict[str, 
 
     async with anyio.create_task_group() as tg:
         await tg.start(daemon.run)
+        window = Window(successes)
         await anyio.sleep(args.warmup)
-        cpu0, polls0, t0 = process_cpu(), successes(), time.monotonic()
+        window.start()
         await anyio.sleep(args.window)
-        cpu1, polls1, t1 = process_cpu(), successes(), time.monotonic()
+        window.stop()
         tg.cancel_scope.cancel()
-    return _result("daemon", cpu1 - cpu0, polls1 - polls0, t1 - t0, failures())
+    return _result("daemon", window, failures())
 
 
 # --- (b) a bare aiohttp loop ------------------------------------------------------------
@@ -123,14 +156,15 @@ async def run_bare(args: argparse.Namespace, records: list[str]) -> dict[str, An
         connector=aiohttp.TCPConnector(limit=args.concurrency), headers=headers
     ) as session:
         tasks = [asyncio.create_task(worker(session)) for _ in range(args.concurrency)]
+        window = Window(lambda: counts["ok"])
         await asyncio.sleep(args.warmup)
-        cpu0, polls0, t0 = process_cpu(), counts["ok"], time.monotonic()
+        window.start()
         await asyncio.sleep(args.window)
-        cpu1, polls1, t1 = process_cpu(), counts["ok"], time.monotonic()
+        window.stop()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return _result("bare", cpu1 - cpu0, polls1 - polls0, t1 - t0, counts["errors"])
+    return _result("bare", window, counts["errors"])
 
 
 # --- (c) the official SDK from a thread pool --------------------------------------------
@@ -188,14 +222,15 @@ def run_sdk(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
         futures = [pool.submit(worker) for _ in range(args.concurrency)]
+        window = Window(lambda: counts["ok"])
         time.sleep(args.warmup)
-        cpu0, polls0, t0 = process_cpu(), counts["ok"], time.monotonic()
+        window.start()
         time.sleep(args.window)
-        cpu1, polls1, t1 = process_cpu(), counts["ok"], time.monotonic()
+        window.stop()
         stop.set()
         for f in futures:
             f.result()
-    return _result("sdk", cpu1 - cpu0, polls1 - polls0, t1 - t0, counts["errors"])
+    return _result("sdk", window, counts["errors"])
 
 
 def main() -> None:
