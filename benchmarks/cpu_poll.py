@@ -6,7 +6,9 @@ same concurrency, so only the cost per poll differs:
 - `daemon`: the monitor itself (scheduler, client, pydantic validation, tracker,
   watchlist, aggregate metrics, transition logs), with no HTTP server.
 - `bare`: an aiohttp loop doing the GET and `json.loads`, nothing else: the floor
-  for Python.
+  for Python. Each poll starts at its own time, as the simplest loop does. With
+  `--grid` (reported as `bare_grid`), start times are rounded up to the same grid as
+  the daemon's dispatcher, so it shares wake-ups the way the daemon does.
 - `sdk`: the official `huaweicloudsdkcodeartsbuild` client from a thread pool,
   which is what a user would write instead. It signs every request with AK/SK;
   the simulator runs in its benchmark-only mode that accepts any signature.
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -43,18 +46,26 @@ POLLERS = ("daemon", "bare", "sdk")
 
 
 class Pacer:
-    """Hands out poll slots at `rate` per second from one shared schedule (thread-safe)."""
+    """Hands out poll slots at `rate` per second from one shared schedule (thread-safe).
 
-    def __init__(self, rate: float, start: float) -> None:
+    With a `grid`, each slot's time is rounded up to the grid, as the daemon's
+    dispatcher does, so polls due close together start in one wake-up.
+    """
+
+    def __init__(self, rate: float, start: float, grid: float = 0.0) -> None:
         self._period = 1.0 / rate
         self._start = start
+        self._grid = grid
         self._slots = itertools.count()
         self._lock = threading.Lock()
 
     def next_slot(self) -> tuple[int, float]:
         with self._lock:
             k = next(self._slots)
-        return k, self._start + k * self._period
+        at = self._start + k * self._period
+        if self._grid > 0:
+            at = math.ceil(at / self._grid) * self._grid
+        return k, at
 
 
 class Window:
@@ -134,7 +145,7 @@ async def run_daemon(args: argparse.Namespace, records: list[str]) -> dict[str, 
 
 async def run_bare(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
     counts = {"ok": 0, "errors": 0}
-    pacer = Pacer(args.rate, time.monotonic())
+    pacer = Pacer(args.rate, time.monotonic(), args.grid)
     headers = {"X-Auth-Token": BENCH_TOKEN, "Accept": "application/json"}
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -164,7 +175,7 @@ async def run_bare(args: argparse.Namespace, records: list[str]) -> dict[str, An
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return _result("bare", window, counts["errors"])
+    return _result("bare_grid" if args.grid else "bare", window, counts["errors"])
 
 
 # --- (c) the official SDK from a thread pool --------------------------------------------
@@ -241,6 +252,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=200.0, help="polls per second")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--warmup", type=float, default=1.5)
+    p.add_argument("--grid", type=float, default=0.0, help="bare: round slots up to this grid")
     p.add_argument("--window", type=float, default=5.0)
     args = p.parse_args()
     with open(args.records_file, encoding="utf-8") as fh:

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
     "(a) daemon",
     "(b) bare aiohttp + json.loads",
+    "a/b'",
+    "c/b",
     "(c) official SDK, thread pool",
     "a/b",
     "c/a",
@@ -52,7 +54,7 @@ def test_smoke_run_prints_every_figure_and_writes_the_json(tmp_path: Path) -> No
     assert doc["meta"]["smoke"] is True
     results = doc["results"]
     cpu_run = results["cpu"]["runs"][0]
-    for poller in ("daemon", "bare"):
+    for poller in ("daemon", "bare", "bare_grid"):
         assert cpu_run[poller]["polls"] > 0, cpu_run[poller]
         assert cpu_run[poller]["errors"] == 0, cpu_run[poller]
     if importlib.util.find_spec("huaweicloudsdkcodeartsbuild") is not None:

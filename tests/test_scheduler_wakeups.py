@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 
 from monitor.daemon import Daemon
-from monitor.tracking.scheduler import COALESCE
+from monitor.tracking.scheduler import COALESCE_MAX
 from tests.conftest import SimServer, make_settings, running, wait_until
 
 
@@ -23,7 +23,7 @@ async def test_record_added_while_the_dispatcher_sleeps_is_polled_at_once(
         with anyio.fail_after(5):
             await daemon.watchlist.wait_for(lambda: daemon.watchlist.records[added].polls >= 1)
         # Started within a grid step of being added, not at the dispatcher's next tick.
-        assert daemon.scheduler.delays[-1] <= COALESCE + 0.1
+        assert daemon.scheduler.delays[-1] <= COALESCE_MAX + 0.1
 
 
 async def test_polls_start_on_or_after_their_due_time(sim: SimServer) -> None:

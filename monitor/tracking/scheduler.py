@@ -4,7 +4,8 @@ Each active record is polled at a fixed rate (due times do not drift with
 request latency). First polls of records known at start-up are spread over one
 interval so a large watchlist does not arrive as one burst; records added while
 running are polled at once. Errors back off exponentially with jitter, per
-record. Concurrency is bounded by the number of workers.
+record. Concurrency is bounded by the number of workers. The dispatcher sleeps
+to points of a grid (1% of the interval, at most 100 ms), never waking early.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 PollFn = Callable[[str], Awaitable[RecordSnapshot]]
 IDLE_TICK = 1.0  # the dispatcher wakes at least this often, to prove it is alive
-# The dispatcher wakes on a grid of this many seconds (at most a tenth of the interval),
-# so polls due close together start in one wake-up. Each wake-up of an idle event loop
-# costs tens of microseconds of CPU, as much as the rest of a poll's own work; starting
-# up to 20 ms late is invisible at intervals of seconds (issue 7, CPU per poll).
-COALESCE = 0.02
+# The dispatcher wakes on a grid of 1% of the interval (at most 100 ms), so polls due
+# close together start in one wake-up. Each wake-up of an idle event loop costs tens of
+# microseconds of CPU, as much as the rest of a poll's own work; starting at most 1% of
+# an interval late is invisible in the data (issue 7, CPU per poll).
+COALESCE_SHARE = 0.01
+COALESCE_MAX = 0.1
 
 
 class Scheduler:
@@ -51,7 +53,7 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        coalesce: float = COALESCE,
+        coalesce: float = COALESCE_MAX,
     ) -> None:
         self._watchlist = watchlist
         self._poll = poll
@@ -62,7 +64,7 @@ class Scheduler:
         self._stall_timeout = stall_timeout
         self._clock = clock
         self._wall = wall
-        self._tick = max(0.0, min(coalesce, interval / 10))
+        self._tick = max(0.0, min(coalesce, interval * COALESCE_SHARE))
         self._rng = rng or random.Random()
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}
