@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest clean deploy-check hadolint k8s-validate rules-check metrics-check deploy-sync
+.PHONY: demo test lint typecheck pytest bench clean deploy-check hadolint k8s-validate rules-check metrics-check deploy-sync
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +12,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The benchmarks also need the official SDK (case 1c); see benchmarks/ and docs/performance.md.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks
+
 demo: $(STAMP)
 	$(BIN)/stage-monitor demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests
-	$(BIN)/ruff format --check monitor tests
+	$(BIN)/ruff check monitor tests benchmarks
+	$(BIN)/ruff format --check monitor tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict monitor tests
+	$(BIN)/mypy --strict monitor tests benchmarks
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as om_exposition
 
-from monitor.domain import RecordState
+from monitor.domain import RecordState, StageSnapshot
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -38,6 +38,11 @@ STAGE_FAMILIES: tuple[tuple[str, str], ...] = (
     ("codearts_build_record_complete", "1 when every stage of the record is terminal, else 0."),
 )
 
+_FAMILY_HEADS = tuple(
+    f"# HELP {name} {help_text}\n# TYPE {name} gauge\n".encode()
+    for name, help_text in STAGE_FAMILIES
+)
+
 
 def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -49,44 +54,70 @@ def format_value(value: float | int) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
-def render_record(rec: WatchedRecord) -> tuple[str, ...]:
-    """The lines of every per-record family for one record, one string per family."""
-    slots: list[list[str]] = [[] for _ in STAGE_FAMILIES]
+# One stage's lines for the first seven families ("" where a value is unknown).
+StageLines = tuple[str, ...]
+StageCache = dict[str, tuple[StageSnapshot, StageLines]]
+_STAGE_VALUE_FAMILIES = tuple(name for name, _ in STAGE_FAMILIES[1:7])
+
+
+def _record_labels(rec: WatchedRecord) -> str:
     extra = "".join(f',{k}="{escape_label(v)}"' for k, v in sorted(rec.labels.items()))
-    rid = f'record_id="{escape_label(rec.record_id)}"{extra}'
+    return f'record_id="{escape_label(rec.record_id)}"{extra}'
+
+
+def _stage_lines(rid: str, s: StageSnapshot) -> StageLines:
+    base = (
+        f'{rid},build_stage="{escape_label(s.key)}",display_name="{escape_label(s.display_name)}"'
+    )
+    values = (
+        s.status_code,
+        _sec(s.duration_ms),
+        _sec(s.build_duration_ms),
+        _sec(s.pending_duration_ms),
+        s.start_time,
+        s.finish_time,
+    )
+    return (
+        f'codearts_build_stage_status{{{base},status="{escape_label(s.status)}"}} 1\n',
+        *(
+            "" if v is None else f"{name}{{{base}}} {format_value(v)}\n"
+            for name, v in zip(_STAGE_VALUE_FAMILIES, values, strict=True)
+        ),
+    )
+
+
+def render_record_cached(
+    rec: WatchedRecord, previous: tuple[str, StageCache] | None = None
+) -> tuple[tuple[str, ...], tuple[str, StageCache]]:
+    """Like `render_record`, reusing the lines of stages unchanged since `previous`.
+
+    A poll usually moves one stage of a record (the running one): re-rendering
+    only that stage keeps a scrape after a busy interval cheap (issue 7).
+    Returns the families and the stage cache to pass next time.
+    """
+    rid = _record_labels(rec)
+    old: StageCache = previous[1] if previous is not None and previous[0] == rid else {}
+    cache: StageCache = {}
+    per_stage: list[StageLines] = []
     snapshot = rec.snapshot
     if snapshot is not None:
         for s in snapshot.stages:
-            stage = escape_label(s.key)
-            base = f'{rid},build_stage="{stage}",display_name="{escape_label(s.display_name)}"'
-            slots[0].append(
-                f'codearts_build_stage_status{{{base},status="{escape_label(s.status)}"}} 1\n'
-            )
-            _add(slots[1], "codearts_build_stage_status_code", base, s.status_code)
-            _add(slots[2], "codearts_build_stage_duration_seconds", base, _sec(s.duration_ms))
-            _add(
-                slots[3],
-                "codearts_build_stage_build_duration_seconds",
-                base,
-                _sec(s.build_duration_ms),
-            )
-            _add(
-                slots[4], "codearts_build_stage_pending_seconds", base, _sec(s.pending_duration_ms)
-            )
-            _add(slots[5], "codearts_build_stage_start_timestamp_seconds", base, s.start_time)
-            _add(slots[6], "codearts_build_stage_finish_timestamp_seconds", base, s.finish_time)
+            hit = old.get(s.key)
+            lines = hit[1] if hit is not None and hit[0] == s else _stage_lines(rid, s)
+            cache[s.key] = (s, lines)
+            per_stage.append(lines)
     complete = 1 if rec.state is RecordState.COMPLETE else 0
-    slots[7].append(f"codearts_build_record_complete{{{rid}}} {complete}\n")
-    return tuple("".join(lines) for lines in slots)
+    families = tuple(map("".join, zip(*per_stage, strict=True))) if per_stage else ("",) * 7
+    return (*families, f"codearts_build_record_complete{{{rid}}} {complete}\n"), (rid, cache)
+
+
+def render_record(rec: WatchedRecord) -> tuple[str, ...]:
+    """The lines of every per-record family for one record, one string per family."""
+    return render_record_cached(rec)[0]
 
 
 def _sec(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
-
-
-def _add(lines: list[str], name: str, labels: str, value: float | int | None) -> None:
-    if value is not None:
-        lines.append(f"{name}{{{labels}}} {format_value(value)}\n")
 
 
 class RecordCollector:
@@ -114,33 +145,43 @@ class RecordCollector:
                 rec.snapshot = None  # retired: free the memory, keep the record
                 rec.render_cache = None
 
-    def render(self) -> str:
-        """The per-record families in the Prometheus text format (valid OpenMetrics too)."""
-        blocks: list[tuple[str, ...]] = []
+    def render_parts(self) -> list[bytes]:
+        """The per-record families as byte strings to join, in output order.
+
+        Each record's lines are cached as bytes (encoded once per change), and the
+        caller joins everything once: a scrape of thousands of records makes one
+        large buffer, not three (join, concatenate, encode).
+        """
+        blocks: list[tuple[bytes, ...]] = []
         for rec in self.visible():
-            cache = rec.render_cache
+            cache = rec.render_cache  # (version, family bytes, stage cache)
             if cache is None or cache[0] != rec.version:
-                cache = (rec.version, render_record(rec))
+                families, stages = render_record_cached(rec, cache[2] if cache else None)
+                cache = (rec.version, tuple(f.encode("utf-8") for f in families), stages)
                 rec.render_cache = cache
             blocks.append(cache[1])
-        out: list[str] = []
-        for i, (name, help_text) in enumerate(STAGE_FAMILIES):
-            out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
-            out.extend(b[i] for b in blocks)
-        return "".join(out)
+        parts: list[bytes] = []
+        for i, head in enumerate(_FAMILY_HEADS):
+            parts.append(head)
+            parts.extend([line for b in blocks if (line := b[i])])
+        return parts
+
+    def render(self) -> str:
+        """The per-record families in the Prometheus text format (valid OpenMetrics too)."""
+        return b"".join(self.render_parts()).decode("utf-8")
 
 
 def render_metrics(
     collector: RecordCollector, registry: CollectorRegistry, openmetrics_format: bool
 ) -> tuple[bytes, str]:
     """The whole /metrics body and its content type."""
-    records = collector.render()
+    parts = collector.render_parts()
     if openmetrics_format:
         om: bytes = om_exposition.generate_latest(registry)  # type: ignore[no-untyped-call]
-        rest = om.decode("utf-8")
-        return (records + rest).encode("utf-8"), OPENMETRICS_CONTENT_TYPE
-    rest = exposition.generate_latest(registry).decode("utf-8")
-    return (records + rest).encode("utf-8"), PROMETHEUS_CONTENT_TYPE
+        parts.append(om)
+        return b"".join(parts), OPENMETRICS_CONTENT_TYPE
+    parts.append(exposition.generate_latest(registry))
+    return b"".join(parts), PROMETHEUS_CONTENT_TYPE
 
 
 def wants_openmetrics(accept: str | None) -> bool:

@@ -130,11 +130,16 @@ class Simulator:
         aksk: dict[str, str] | None = None,
         wall: Callable[[], float] = time.time,
         token_lifetime: float = TOKEN_LIFETIME,
+        accept_any_auth: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.clock = clock or SimClock(speed)
         self.tokens: set[str] = set(tokens) if tokens is not None else {secrets.token_urlsafe(24)}
         self.faults = faults or FaultPlan(seed=seed)
+        # FOR BENCHMARKS ONLY: accept any request that carries an `Authorization` or
+        # `X-Auth-Token` header without checking it, so the official SDK (which signs
+        # with AK/SK) can be measured against the simulator. Never the real API's behaviour.
+        self.accept_any_auth = accept_any_auth
         self.plans: dict[str, RecordPlan] = {}
         self.jobs: dict[str, SimJob] = {}
         self.requests: deque[LoggedRequest] = deque(maxlen=200_000)
@@ -271,6 +276,8 @@ class Simulator:
 
     def authorized(self, request: web.Request) -> bool:
         """Whether the gateway would let this request through (decided by `_authenticate`)."""
+        if self.accept_any_auth:  # benchmarks only: any credential header passes
+            return "Authorization" in request.headers or "X-Auth-Token" in request.headers
         if _AUTH_PROBLEM in request:
             return request[_AUTH_PROBLEM] is None
         return self._token_problem(request.headers.get("X-Auth-Token", "")) is None
@@ -291,7 +298,7 @@ class Simulator:
         IAM and the `/_sim/` control routes are not behind the gateway. Handlers ask
         `authorized(request)` and answer `unauthorized(request)`.
         """
-        if not request.path.startswith(("/_sim/", "/v3/auth/")):
+        if not self.accept_any_auth and not request.path.startswith(("/_sim/", "/v3/auth/")):
             authorization = request.headers.get("Authorization")
             if authorization is not None:
                 request[_AUTH_PROBLEM] = await self._signature_problem(request, authorization)

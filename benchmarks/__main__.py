@@ -1,0 +1,468 @@
+"""`python -m benchmarks`: run every case, print the table, write the JSON.
+
+python -m benchmarks                   # the full suite (a few minutes), as `make bench`
+python -m benchmarks --smoke --out X   # seconds, tiny sizes, no targets (the pytest smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import latency
+from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
+from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
+
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
+CASES = ("cpu", "scale", "scrape", "latency")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of every case; `full()` is what the issue asks for, `smoke()` proves the harness."""
+
+    runs: int
+    cpu_rate: float
+    cpu_records: int
+    cpu_concurrency: int
+    cpu_warmup: float
+    cpu_window: float
+    scale_records: int
+    scale_interval: float
+    scale_warmup: float
+    scale_window: float
+    scale_scrape_every: float
+    scrape_sizes: tuple[int, ...]
+    scrape_repeat: int
+    latency_records: int
+    latency_interval: float
+    latency_rounds: int
+    latency_step: float
+    latency_scrape_period: float
+
+    @classmethod
+    def full(cls, runs: int) -> Plan:
+        return cls(
+            runs=runs,
+            cpu_rate=200.0,
+            cpu_records=2000,
+            cpu_concurrency=16,
+            cpu_warmup=1.5,
+            cpu_window=6.0,
+            scale_records=2000,
+            scale_interval=10.0,
+            scale_warmup=2.0,
+            scale_window=20.0,
+            scale_scrape_every=15.0,
+            scrape_sizes=(100, 1000, 5000),
+            scrape_repeat=7,
+            latency_records=100,
+            latency_interval=1.0,
+            latency_rounds=10,
+            latency_step=5.0,
+            latency_scrape_period=0.01,
+        )
+
+    @classmethod
+    def smoke(cls) -> Plan:
+        return cls(
+            runs=1,
+            cpu_rate=40.0,
+            cpu_records=20,
+            cpu_concurrency=4,
+            cpu_warmup=0.6,
+            cpu_window=1.0,
+            scale_records=60,
+            scale_interval=0.5,
+            scale_warmup=0.2,
+            scale_window=1.0,
+            scale_scrape_every=0.3,
+            scrape_sizes=(10, 30),
+            scrape_repeat=2,
+            latency_records=10,
+            latency_interval=0.3,
+            latency_rounds=2,
+            latency_step=5.0,
+            latency_scrape_period=0.01,
+        )
+
+
+def sdk_installed() -> bool:
+    return importlib.util.find_spec("huaweicloudsdkcodeartsbuild") is not None
+
+
+# --- the cases -------------------------------------------------------------------------------
+
+
+def daemon_tick(interval: float) -> float:
+    """The daemon's dispatcher grid at this interval (see monitor/tracking/scheduler.py)."""
+    return min(COALESCE_MAX, interval * COALESCE_SHARE)
+
+
+def case_cpu(plan: Plan) -> dict[str, Any]:
+    interval = plan.cpu_records / plan.cpu_rate
+    grid = daemon_tick(interval)
+    pollers = ["bare", "bare_grid", "daemon"] + (["sdk"] if sdk_installed() else [])
+    runs: list[dict[str, Any]] = []
+    with (
+        simulator_process(
+            records=plan.cpu_records, duration_scale=40.0, accept_any_auth=True
+        ) as sim,
+        tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh,
+    ):
+        json.dump(sim.records, fh)
+        fh.close()
+        try:
+            for i in range(plan.runs):
+                order = pollers[i % len(pollers) :] + pollers[: i % len(pollers)]
+                run: dict[str, Any] = {}
+                for poller in order:
+                    # The daemon spreads its first polls over one interval: measure after it.
+                    warmup = plan.cpu_warmup + (interval if poller == "daemon" else 0.0)
+                    extra = ["--grid", str(grid)] if poller == "bare_grid" else []
+                    run[poller] = run_json(
+                        "benchmarks.cpu_poll",
+                        "bare" if poller == "bare_grid" else poller,
+                        "--url",
+                        sim.url,
+                        "--records-file",
+                        fh.name,
+                        "--rate",
+                        str(plan.cpu_rate),
+                        "--concurrency",
+                        str(plan.cpu_concurrency),
+                        "--warmup",
+                        str(warmup),
+                        "--window",
+                        str(plan.cpu_window),
+                        *extra,
+                    )
+                a = run["daemon"]["cpu_per_poll_us"]
+                run["a_over_b"] = a / run["bare"]["cpu_per_poll_us"]
+                run["a_over_b_grid"] = a / run["bare_grid"]["cpu_per_poll_us"]
+                run["c_over_a"] = run["sdk"]["cpu_per_poll_us"] / a if "sdk" in run else None
+                run["c_over_b"] = (
+                    run["sdk"]["cpu_per_poll_us"] / run["bare"]["cpu_per_poll_us"]
+                    if "sdk" in run
+                    else None
+                )
+                runs.append(run)
+        finally:
+            os.unlink(fh.name)
+
+    def us(poller: str) -> float:
+        return median([r[poller]["cpu_per_poll_us"] for r in runs if poller in r])
+
+    return {
+        "rate_per_second": plan.cpu_rate,
+        "records": plan.cpu_records,
+        "interval_seconds": interval,
+        "grid_seconds": grid,
+        "concurrency": plan.cpu_concurrency,
+        "window_seconds": plan.cpu_window,
+        "sdk_installed": sdk_installed(),
+        "runs": runs,
+        "median": {
+            "daemon_us": us("daemon"),
+            "bare_us": us("bare"),
+            "bare_grid_us": us("bare_grid"),
+            "sdk_us": us("sdk"),
+            "a_over_b": median_of_runs(runs, "a_over_b"),
+            "a_over_b_grid": median_of_runs(runs, "a_over_b_grid"),
+            "c_over_a": median_of_runs(runs, "c_over_a"),
+            "c_over_b": median_of_runs(runs, "c_over_b"),
+        },
+    }
+
+
+def case_scale(plan: Plan) -> dict[str, Any]:
+    runs = []
+    with (
+        simulator_process(records=plan.scale_records, duration_scale=40.0) as sim,
+        tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh,
+    ):
+        json.dump(sim.records, fh)
+        fh.close()
+        try:
+            for _ in range(plan.runs):
+                runs.append(
+                    run_json(
+                        "benchmarks.scale",
+                        "--url",
+                        sim.url,
+                        "--records-file",
+                        fh.name,
+                        "--interval",
+                        str(plan.scale_interval),
+                        "--warmup",
+                        str(plan.scale_warmup),
+                        "--window",
+                        str(plan.scale_window),
+                        "--scrape-every",
+                        str(plan.scale_scrape_every),
+                    )
+                )
+        finally:
+            os.unlink(fh.name)
+    keys = (
+        "delay_p50_seconds",
+        "delay_p99_seconds",
+        "rss_bytes",
+        "rss_peak_bytes",
+        "cpu_share",
+        "polls_per_second",
+    )
+    return {
+        "records": plan.scale_records,
+        "interval_seconds": plan.scale_interval,
+        "runs": runs,
+        "median": {k: median_of_runs(runs, k) for k in keys},
+    }
+
+
+def case_scrape(plan: Plan) -> dict[str, Any]:
+    sizes = ",".join(str(n) for n in plan.scrape_sizes)
+    result = run_json(
+        "benchmarks.scrape", "--records", sizes, "--repeat", str(plan.scrape_repeat), "--check"
+    )
+    result["repeat"] = plan.scrape_repeat
+    return result
+
+
+def case_latency(plan: Plan) -> dict[str, Any]:
+    runs = [
+        latency.run_once(
+            plan.latency_records,
+            plan.latency_interval,
+            plan.latency_rounds,
+            plan.latency_step,
+            plan.latency_scrape_period,
+            seed=i + 1,
+        )
+        for i in range(plan.runs)
+    ]
+    return {
+        "interval_seconds": plan.latency_interval,
+        "scrape_period_seconds": plan.latency_scrape_period,
+        "runs": runs,
+        "median": {
+            k: median_of_runs(runs, k)
+            for k in ("latency_p50_seconds", "latency_p99_seconds", "latency_max_seconds")
+        },
+    }
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    if unit == "us":
+        return f"{value:.0f} µs"
+    if unit == "ms":
+        return f"{value * 1000:.1f} ms"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "MB":
+        return f"{value / 1e6:.0f} MB"
+    if unit == "%":
+        return f"{value * 100:.1f} %"
+    if unit == "KB":
+        return f"{value / 1e3:.0f} KB"
+    return f"{value:g}"
+
+
+def _verdict(value: float | None, ok: bool | None) -> str:
+    if ok is None or value is None or value != value:
+        return ""
+    return "holds" if ok else "MISSED"
+
+
+def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str, str, str]]:
+    """(case, figure, value, target, verdict) rows; no verdicts in a smoke run."""
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(
+        case: str, figure: str, value: Any, unit: str, target: str = "", ok: Any = None
+    ) -> None:
+        rows.append((case, figure, _fmt(value, unit), target, "" if smoke else _verdict(value, ok)))
+
+    if "cpu" in results:
+        m = results["cpu"]["median"]
+        c = results["cpu"]
+        case = (
+            f"1 CPU/poll ({c['records']} records, {c['interval_seconds']:g} s = "
+            f"{c['rate_per_second']:g}/s, {c['concurrency']} concurrent)"
+        )
+        sdk = c["sdk_installed"]
+        row(case, "(a) daemon", m["daemon_us"], "us")
+        row(case, "(b) bare aiohttp + json.loads", m["bare_us"], "us")
+        row(
+            case,
+            f"(b') same, on the daemon's {c['grid_seconds'] * 1000:g} ms grid",
+            m["bare_grid_us"],
+            "us",
+        )
+        row(case, "(c) official SDK, thread pool", m["sdk_us"] if sdk else None, "us")
+        row(case, "a/b", m["a_over_b"], "x", "≤ 1.5", m["a_over_b"] <= 1.5)
+        row(case, "a/b'", m["a_over_b_grid"], "x")
+        ca = m["c_over_a"] if sdk else None
+        row(case, "c/a", ca, "x", "≥ 5", None if ca is None else ca >= 5)
+        row(case, "c/b", m["c_over_b"] if sdk else None, "x")
+    if "scale" in results:
+        m = results["scale"]["median"]
+        s = results["scale"]
+        case = f"2 scale ({s['records']} records, {s['interval_seconds']:g} s)"
+        row(case, "poll delay p50", m["delay_p50_seconds"], "ms")
+        row(
+            case,
+            "poll delay p99",
+            m["delay_p99_seconds"],
+            "ms",
+            "< 1 s",
+            m["delay_p99_seconds"] < 1,
+        )
+        row(case, "RSS", m["rss_bytes"], "MB", "< 200 MB", m["rss_peak_bytes"] < 200e6)
+        row(case, "RSS peak", m["rss_peak_bytes"], "MB")
+        row(case, "CPU share (one core)", m["cpu_share"], "%")
+    if "scrape" in results:
+        for size in results["scrape"]["sizes"]:
+            n = size["records"]
+            case = f"3 scrape ({n} records x 8 stages)"
+            target = n == 1000
+            row(case, "ours, every record changed", size["ours_changed_seconds"], "ms")
+            row(case, "ours, nothing changed", size["ours_unchanged_seconds"], "ms")
+            row(case, "generate_latest baseline", size["baseline_seconds"], "ms")
+            row(
+                case,
+                "speed-up (changed)",
+                size["speedup_changed"],
+                "x",
+                "≥ 10" if target else "",
+                size["speedup_changed"] >= 10 if target else None,
+            )
+            row(case, "speed-up (unchanged)", size["speedup_unchanged"], "x")
+            row(case, "body size (ours / baseline)", size["ours_bytes"], "KB")
+            rows[-1] = (
+                *rows[-1][:2],
+                f"{size['ours_bytes'] / 1e3:.0f} / {size['baseline_bytes'] / 1e3:.0f} KB",
+                *rows[-1][3:],
+            )
+    if "latency" in results:
+        m = results["latency"]["median"]
+        interval = results["latency"]["interval_seconds"]
+        case = f"4 detection latency ({interval:g} s interval)"
+        row(case, "p50", m["latency_p50_seconds"], "ms")
+        limit = interval + 0.1
+        row(
+            case,
+            "p99",
+            m["latency_p99_seconds"],
+            "ms",
+            f"≤ {limit * 1000:.0f} ms",
+            m["latency_p99_seconds"] <= limit,
+        )
+    return rows
+
+
+def render_table(rows: list[tuple[str, str, str, str, str]]) -> str:
+    header = ("case", "figure", "median", "target", "verdict")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    last_case = None
+    for r in rows:
+        cells = list(r)
+        if r[0] == last_case:
+            cells[0] = ""
+        last_case = r[0]
+        lines.append(
+            "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; no targets")
+    p.add_argument("--runs", type=int, default=3, help="repeated runs per case (median reported)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
+    p.add_argument("--only", default=",".join(CASES), help=f"comma-separated: {','.join(CASES)}")
+    args = p.parse_args(argv)
+    plan = Plan.smoke() if args.smoke else Plan.full(args.runs)
+    wanted = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = set(wanted) - set(CASES)
+    if unknown:
+        p.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    runners = {
+        "cpu": case_cpu,
+        "scale": case_scale,
+        "scrape": case_scrape,
+        "latency": case_latency,
+    }
+    results: dict[str, Any] = {}
+    started = time.monotonic()
+    for case in wanted:
+        t = time.monotonic()
+        print(f"running case {case} ...", file=sys.stderr, flush=True)
+        results[case] = runners[case](plan)
+        results[case]["elapsed_seconds"] = round(time.monotonic() - t, 1)
+    rows = table_rows(results, args.smoke)
+    table = render_table(rows)
+    print(table)
+    if "cpu" in results and not results["cpu"]["sdk_installed"]:
+        print("\n(c) needs the official SDK: pip install '.[bench]' (make bench does it)")
+    document = {
+        "meta": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": _git_commit(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "smoke": args.smoke,
+            "runs": plan.runs,
+            "elapsed_seconds": round(time.monotonic() - started, 1),
+        },
+        "plan": plan.__dict__,
+        "table": [
+            dict(zip(("case", "figure", "median", "target", "verdict"), r, strict=True))
+            for r in rows
+        ],
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
