@@ -9,7 +9,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from monitor import __version__
-from monitor.codearts.auth import Auth, auth_from_settings
+from monitor.codearts.auth import Auth, FileSecret, auth_from_settings
 from monitor.codearts.auth_health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.jobs import record_id_of_build
@@ -79,7 +79,7 @@ class Daemon:
         self.admin = add_admin_routes(
             self.app,
             self.watchlist,
-            token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            token=_admin_token(settings),
             read_protected=settings.admin_read_protected,
             terminal_statuses=settings.terminal_statuses,
         )
@@ -203,3 +203,10 @@ class Daemon:
             await self.scheduler.wait_finished()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)
+
+
+def _admin_token(settings: Settings) -> str | Callable[[], str] | None:
+    """The admin token: a value, a file re-read when it changes, or none (changes refused)."""
+    if settings.admin_token_file is not None:
+        return FileSecret(settings.admin_token_file, secret_filter.add)
+    return settings.admin_token.get_secret_value() if settings.admin_token else None

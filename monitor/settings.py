@@ -124,6 +124,7 @@ class Settings(BaseSettings):
 
     # --- admin API --------------------------------------------------------------------
     admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None  # a mounted Secret; re-read when it changes
     admin_read_protected: bool = False
 
     @classmethod
@@ -208,11 +209,25 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _admin_consistent(self) -> Settings:
-        token = self.admin_token.get_secret_value() if self.admin_token is not None else ""
-        if self.admin_token is not None and len(token) < 16:
-            raise ValueError("MONITOR_ADMIN_TOKEN must be at least 16 characters")
-        if self.admin_read_protected and self.admin_token is None:
-            raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN")
+        if self.admin_token is not None and self.admin_token_file is not None:
+            raise ValueError("set only one of MONITOR_ADMIN_TOKEN and MONITOR_ADMIN_TOKEN_FILE")
+        token = self.admin_token.get_secret_value() if self.admin_token is not None else None
+        if self.admin_token_file is not None:
+            try:
+                token = self.admin_token_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                raise ValueError(
+                    f"MONITOR_ADMIN_TOKEN_FILE {self.admin_token_file} is not a readable file"
+                ) from None
+        if token is not None and len(token) < 16:
+            where = (
+                "MONITOR_ADMIN_TOKEN"
+                if self.admin_token_file is None
+                else f"the token in MONITOR_ADMIN_TOKEN_FILE {self.admin_token_file}"
+            )
+            raise ValueError(f"{where} must be at least 16 characters")
+        if self.admin_read_protected and token is None:
+            raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN(_FILE)")
         return self
 
     def _inferred_auth_mode(self) -> AuthMode:

@@ -16,6 +16,7 @@ from monitor.cli import main as cli_main
 from monitor.daemon import Daemon
 from monitor.domain import RecordState
 from monitor.export.logging import get_logger
+from monitor.settings import ConfigError, load_settings
 from tests.conftest import (
     SimServer,
     log_events,
@@ -530,3 +531,45 @@ async def test_a_failing_lookup_is_a_bad_gateway_without_secrets(
     assert "http=401" in err["message"]
     assert "not-the-sim-token-12345" not in json.dumps(err)
     assert d.watchlist.records == {}
+
+
+async def test_admin_token_from_a_file_follows_rotation(
+    sim: SimServer, tmp_path: Path, log_stream: io.StringIO
+) -> None:
+    first, second = "rotated-admin-token-AAAA1111", "rotated-admin-token-BBBB2222"
+    path = tmp_path / "admin-token"
+    path.write_text(first + "\n")
+    plan_a, plan_b = sim.sim.new_build(), sim.sim.new_build()
+    daemon = Daemon(make_settings(sim.url, admin_token_file=path))
+    async with running(daemon) as d:
+        status, _, _ = await call(
+            d, "POST", RECORDS, body={"record_id": plan_a.record_id}, token=first
+        )
+        assert status == 201
+        # The Secret is rotated the way the kubelet does it: a new file in place.
+        new = tmp_path / "admin-token.new"
+        new.write_text(second + "\n")
+        new.replace(path)
+        status, _, _ = await call(
+            d, "POST", RECORDS, body={"record_id": plan_b.record_id}, token=first
+        )
+        assert status == 401
+        status, _, _ = await call(
+            d, "POST", RECORDS, body={"record_id": plan_b.record_id}, token=second
+        )
+        assert status == 201
+        get_logger("test").info("oops", detail=f"{first} {second}")
+    logs = log_stream.getvalue()
+    assert first not in logs and second not in logs
+
+
+def test_admin_token_file_is_checked_at_load(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("too-short")
+    with pytest.raises(ConfigError) as err:
+        load_settings(auth_token=SecretStr("x" * 20), admin_token_file=short)
+    assert "at least 16 characters" in str(err.value)
+    assert "too-short" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(auth_token=SecretStr("x" * 20), admin_token_file=tmp_path / "missing")
+    assert "not a readable file" in str(err.value)

@@ -34,7 +34,7 @@ REQUEST_FIELDS = ("record_id", "job_id", "build_number", "labels")
 MAX_BUILD_NUMBER = 2_147_483_647  # as the API definitions bound build_no
 ENABLE_HINT = (
     "changes through the admin API are disabled because no admin token is configured: "
-    "set MONITOR_ADMIN_TOKEN (at least 16 characters) and send it as "
+    "set MONITOR_ADMIN_TOKEN or MONITOR_ADMIN_TOKEN_FILE (at least 16 characters) and send it as "
     "'Authorization: Bearer <token>'"
 )
 _log = get_logger("monitor.admin")
@@ -231,20 +231,40 @@ class AdminApi:
         self,
         watchlist: Watchlist,
         *,
-        token: str | None,
+        token: str | Callable[[], str] | None,
         read_protected: bool,
         terminal_statuses: frozenset[str],
     ) -> None:
         self._watchlist = watchlist
-        self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+        # A callable is a token file, re-read when it changes (a rotated Secret).
+        self._token: Callable[[], str] | None = None
+        if isinstance(token, str):
+            if token:
+                value = token
+                self._token = lambda: value
+        elif token is not None:
+            self._token = token
         self._read_protected = read_protected
         self._terminal = terminal_statuses
         self.resolver: Resolver | None = None  # set by the daemon while its client is open
 
     # --- auth ---
 
+    @property
+    def _token_digest(self) -> bytes | None:
+        if self._token is None:
+            return None
+        try:
+            token = self._token()
+        except OSError:
+            return None  # an unreadable token file refuses every change
+        return hashlib.sha256(token.encode()).digest() if token else None
+
     def _check_token(self, request: web.Request) -> None:
-        assert self._token_digest is not None
+        expected = self._token_digest
+        if expected is None:
+            self._refused(request, "admin token not readable")
+            raise ApiProblem(403, "admin_disabled", ENABLE_HINT)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="stage-monitor"'}
@@ -258,7 +278,7 @@ class AdminApi:
             )
         # Hashing first makes the comparison constant-time in the token's length too.
         digest = hashlib.sha256(given.strip().encode("utf-8", "replace")).digest()
-        if not hmac.compare_digest(digest, self._token_digest):
+        if not hmac.compare_digest(digest, expected):
             self._refused(request, "wrong bearer token")
             raise ApiProblem(
                 401,
@@ -268,13 +288,13 @@ class AdminApi:
             )
 
     def _may_change(self, request: web.Request) -> None:
-        if self._token_digest is None:
+        if self._token is None:
             self._refused(request, "admin token not configured")
             raise ApiProblem(403, "admin_disabled", ENABLE_HINT)
         self._check_token(request)
 
     def _may_read(self, request: web.Request) -> None:
-        if self._read_protected and self._token_digest is not None:
+        if self._read_protected and self._token is not None:
             self._check_token(request)
 
     @staticmethod
@@ -473,7 +493,7 @@ def add_admin_routes(
     app: web.Application,
     watchlist: Watchlist,
     *,
-    token: str | None,
+    token: str | Callable[[], str] | None,
     read_protected: bool,
     terminal_statuses: frozenset[str],
 ) -> AdminApi:
