@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import emit, median
-from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
+from monitor.domain import RecordSnapshot, RecordState, StageSnapshot, ms_to_seconds
 from monitor.export.collector import STAGE_FAMILIES, RecordCollector, render_metrics
 from monitor.export.metrics import MonitorMetrics
 from monitor.settings import DEFAULT_TERMINAL_STATUSES
@@ -125,9 +125,9 @@ class Baseline:
                 self.status.labels(*labels, s.status).set(1)
                 values = (
                     s.status_code,
-                    _sec(s.duration_ms),
-                    _sec(s.build_duration_ms),
-                    _sec(s.pending_duration_ms),
+                    ms_to_seconds(s.duration_ms),
+                    ms_to_seconds(s.build_duration_ms),
+                    ms_to_seconds(s.pending_duration_ms),
                     s.start_time,
                     s.finish_time,
                 )
@@ -138,10 +138,6 @@ class Baseline:
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + generate_latest(self.aggregates)
-
-
-def _sec(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000.0
 
 
 def timed(fn: Callable[[], Any], before: Callable[[], None] | None, repeat: int) -> float:

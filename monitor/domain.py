@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+def ms_to_seconds(value: int | None) -> float | None:
+    """The API's milliseconds as seconds (None stays None)."""
+    return None if value is None else value / 1000.0
+
+
 class RecordState(StrEnum):
     """Where a watched record stands. Every state is exported, zeros included."""
 

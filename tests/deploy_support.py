@@ -268,8 +268,8 @@ def running_monitor(
                 MONITOR_REQUEST_TIMEOUT="2",
                 MONITOR_BACKOFF_MAX="4",
                 MONITOR_LOG_FORMAT="json",
-                # Settings of issue 4 (ignored where they do not exist yet): no state
-                # file to leave behind, and a request budget above 40 records a second.
+                # No state file to leave behind, and a request budget above 40 records
+                # a second (the default 5/s would slow the test, not test anything).
                 MONITOR_STATE_PATH=":memory:",
                 MONITOR_RATE_LIMIT="200",
                 MONITOR_RATE_BURST="200",

@@ -36,6 +36,14 @@ def discovery_of(daemon: Daemon) -> Discovery:
     return daemon.discovery
 
 
+async def polled_once(daemon: Daemon, record_id: str) -> None:
+    """Wait until discovery added the record and a poll of it answered."""
+    records = daemon.watchlist.records
+    await daemon.watchlist.wait_for(
+        lambda: record_id in records and records[record_id].snapshot is not None
+    )
+
+
 async def next_round(daemon: Daemon, rounds: int = 1) -> None:
     """Wait until `rounds` rounds have run that started after this call."""
     disc = discovery_of(daemon)
@@ -117,12 +125,7 @@ async def test_discovered_records_carry_job_labels_on_every_series(sim: SimServe
     plan = s.new_build(job_id=job.job_id, started_ago=5)
     d = Daemon(make_settings(sim.url, jobs=[job.job_id], discovery_interval=0.05))
     async with running(d):
-        await d.watchlist.wait_for(
-            lambda: (
-                plan.record_id in d.watchlist.records
-                and d.watchlist.records[plan.record_id].snapshot is not None
-            )
-        )
+        await polled_once(d, plan.record_id)
         samples = await scrape(d)
     per_record = [name for (name, labels) in samples if ("record_id", plan.record_id) in labels]
     assert per_record
@@ -189,12 +192,7 @@ async def test_metrics_with_discovery_and_labels_pass_promtool(sim: SimServer) -
     plan = s.new_build(job_id=job.job_id, started_ago=20)
     d = Daemon(make_settings(sim.url, jobs=[job.job_id], discovery_interval=0.05))
     async with running(d):
-        await d.watchlist.wait_for(
-            lambda: (
-                plan.record_id in d.watchlist.records
-                and d.watchlist.records[plan.record_id].snapshot is not None
-            )
-        )
+        await polled_once(d, plan.record_id)
         status, _, text = await fetch(d, "/metrics")
     assert status == 200
     assert 'job_name="name with \\"quotes\\" and \\\\ backslash"' in text

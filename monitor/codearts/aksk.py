@@ -9,9 +9,8 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from monitor.codearts.auth import gateway_code, gateway_message
 from monitor.codearts.errors import AuthFailed
-from monitor.codearts.messages import ApiRequest, ApiResponse
+from monitor.codearts.messages import ApiRequest, ApiResponse, response_error
 from monitor.codearts.signer import sign, signing_headers
 
 # The gateway refuses an X-Sdk-Date more than 15 minutes off its own clock.
@@ -109,19 +108,20 @@ class AkSkAuth:
 def _refusal(response: ApiResponse, sent_at: float) -> AuthFailed:
     """Why the gateway refused a signature: our clock, or the key."""
     skew = clock_skew(response, sent_at)
+    code, msg = response_error(response)
     if skew is not None and abs(skew) > ALLOWED_SKEW:
         return AuthFailed(
             f"the API refused the signature and this host's clock is {skew:+.0f} s off the "
-            f"gateway's (more than {ALLOWED_SKEW:.0f} s is refused): " + gateway_message(response),
+            f"gateway's (more than {ALLOWED_SKEW:.0f} s is refused): " + msg,
             reason="clock_skew",
             status=401,
-            error_code=gateway_code(response),
+            error_code=code,
         )
     return AuthFailed(
-        "the API refused the AK/SK signature (wrong AK or SK?): " + gateway_message(response),
+        "the API refused the AK/SK signature (wrong AK or SK?): " + msg,
         reason="signature_rejected",
         status=401,
-        error_code=gateway_code(response),
+        error_code=code,
     )
 
 

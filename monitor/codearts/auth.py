@@ -11,7 +11,6 @@ A flow that gives up on authentication raises `AuthFailed` with a bounded reason
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncGenerator, Callable, Iterable
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from monitor.codearts.errors import AUTH_FAILURE_REASONS, AuthFailed
-from monitor.codearts.messages import ApiRequest, ApiResponse
+from monitor.codearts.messages import ApiRequest, ApiResponse, response_error
 from monitor.settings import Settings
 
 AUTH_TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 (a header name)
-MAX_MESSAGE = 200
 
 
 class Auth(Protocol):
@@ -56,11 +54,12 @@ class StaticTokenAuth:
     async def auth_flow(self, request: ApiRequest) -> AsyncGenerator[ApiRequest, ApiResponse]:
         response = yield request.with_header_map({AUTH_TOKEN_HEADER: self._token()})
         if response.status == 401:
+            code, msg = response_error(response)
             raise AuthFailed(
-                "the API refused the token: " + gateway_message(response),
+                "the API refused the token: " + msg,
                 reason="token_rejected",
                 status=401,
-                error_code=gateway_code(response),
+                error_code=code,
             )
 
     def secrets(self) -> list[str]:
@@ -90,32 +89,6 @@ class FileSecret:
             if self._on_change is not None:  # a rotated secret must be redacted too
                 self._on_change([self._value])
         return self._value
-
-
-def gateway_code(response: ApiResponse) -> str | None:
-    """The `error_code` of an API Gateway / CodeArts error body, if there is one."""
-    data = _json(response)
-    code = data.get("error_code") if data else None
-    return str(code) if code else None
-
-
-def gateway_message(response: ApiResponse) -> str:
-    """The error message of an API Gateway, CodeArts or IAM (keystone) error body, clipped."""
-    data = _json(response) or {}
-    msg = data.get("error_msg")
-    err = data.get("error")
-    if not msg and isinstance(err, dict):
-        msg = err.get("message")
-    text = " ".join(str(msg).split()) if msg else f"HTTP {response.status}"
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
-
-
-def _json(response: ApiResponse) -> dict[str, object] | None:
-    try:
-        data = json.loads(response.body) if response.body else None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def auth_from_settings(

@@ -25,12 +25,17 @@ from monitor.codearts.errors import (
     Throttled,
     TransportError,
 )
-from monitor.codearts.messages import ApiRequest, ApiResponse
+from monitor.codearts.messages import (
+    ApiRequest,
+    ApiResponse,
+    clip_message,
+    error_fields,
+    response_error,
+)
 from monitor.codearts.models import FullStagesResponse, to_snapshot
 from monitor.domain import RecordSnapshot
 
 THROTTLE_CODES = frozenset({"APIGW.0308", "CB.00060211"})
-MAX_ERROR_MSG = 200
 
 
 class RequestObserver(Protocol):
@@ -122,7 +127,16 @@ class CodeArtsClient:
         except ValidationError as exc:
             raise MalformedResponse(_describe_validation(exc), status=resp.status) from None
         if body.error_code or (body.status or "").lower() == "fail":
-            raise self._throttle_aware(_error_in_ok_body(body, resp.status))
+            raise self._throttle_aware(
+                _error_in_ok_body(
+                    {
+                        "error_code": body.error_code,
+                        "error_msg": body.error_msg,
+                        "error": body.error,
+                    },
+                    resp.status,
+                )
+            )
         if body.result is None or body.result.build_stages is None:
             raise MalformedResponse("answer has no result.build_stages", status=resp.status)
         return to_snapshot(record_id, body, fetched_at)
@@ -139,11 +153,7 @@ class CodeArtsClient:
         if isinstance(data, dict) and (
             data.get("error_code") or str(data.get("status", "")).lower() == "fail"
         ):
-            raise ApiError(
-                _clip(str(data.get("error_msg") or data.get("error") or "request failed")),
-                status=resp.status,
-                error_code=str(data.get("error_code") or "") or None,
-            )
+            raise self._throttle_aware(_error_in_ok_body(data, resp.status))
         return data
 
     # --- plumbing ------------------------------------------------------------------------
@@ -247,11 +257,6 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ERROR_MSG else text[: MAX_ERROR_MSG - 1] + "…"
-
-
 def _describe_validation(exc: ValidationError) -> str:
     errors = exc.errors(include_input=False, include_url=False)
     if errors and errors[0]["type"] == "json_invalid":
@@ -262,37 +267,18 @@ def _describe_validation(exc: ValidationError) -> str:
     return f"answer does not match the documented shape: {where}: {msg}"
 
 
-def _error_in_ok_body(body: FullStagesResponse, status: int) -> ApiError:
-    code = body.error_code
-    msg = body.error_msg
-    if isinstance(body.error, dict):
-        code = code or body.error.get("error_code") or body.error.get("code")
-        msg = msg or body.error.get("error_msg") or body.error.get("message")
-    elif isinstance(body.error, str):
-        msg = msg or body.error
-    text = _clip(f"API answered 200 with an error: {msg or 'status fail'}")
+def _error_in_ok_body(data: Mapping[str, Any], status: int) -> ApiError:
+    """The error a 200 answer carries (`"status": "fail"`, or `error_code` / `error_msg`)."""
+    code, msg = error_fields(data)
+    text = clip_message(f"API answered 200 with an error: {msg or 'status fail'}")
     if code in THROTTLE_CODES:
-        return Throttled(text, status=status, error_code=str(code))
-    return ApiError(text, status=status, error_code=str(code) if code else None)
+        return Throttled(text, status=status, error_code=code)
+    return ApiError(text, status=status, error_code=code)
 
 
 def error_from_response(resp: ApiResponse) -> CodeArtsError:
     """Map a non-200 answer to the error tree, reading the CodeArts/APIGW/IAM error body."""
-    code: str | None = None
-    msg: str | None = None
-    try:
-        data = json.loads(resp.body) if resp.body else None
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        code = data.get("error_code")
-        msg = data.get("error_msg")
-        err = data.get("error")
-        if isinstance(err, dict):  # IAM (keystone) shape
-            code = code or (str(err.get("code")) if err.get("code") is not None else None)
-            msg = msg or err.get("message")
-    text = _clip(str(msg) if msg else f"HTTP {resp.status}")
-    code_s = str(code) if code else None
+    code_s, text = response_error(resp)
     s = resp.status
     if s == 401:
         return AuthenticationError(text, status=s, error_code=code_s)

@@ -20,9 +20,9 @@ from typing import Any
 
 import anyio
 
-from monitor.codearts.auth import AUTH_TOKEN_HEADER, gateway_code, gateway_message
+from monitor.codearts.auth import AUTH_TOKEN_HEADER
 from monitor.codearts.errors import AuthFailed
-from monitor.codearts.messages import ApiRequest, ApiResponse
+from monitor.codearts.messages import ApiRequest, ApiResponse, response_error
 from monitor.export.logging import get_logger
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 (a path)
@@ -141,11 +141,12 @@ class IamPasswordAuth:
                 self._failures = 0
                 return
             if attempt == 2:
+                code, msg = response_error(response)
                 error = AuthFailed(
-                    "the API refused a freshly issued IAM token: " + gateway_message(response),
+                    "the API refused a freshly issued IAM token: " + msg,
                     reason="token_rejected",
                     status=401,
-                    error_code=gateway_code(response),
+                    error_code=code,
                 )
                 self._failed(error, self._clock())
                 raise error
@@ -201,7 +202,7 @@ class IamPasswordAuth:
             where = f"user {self._username!r} of domain {self._domain!r}"
             raise self._failed(
                 AuthFailed(
-                    f"IAM refused the credentials of {where}: {gateway_message(response)}",
+                    f"IAM refused the credentials of {where}: {response_error(response)[1]}",
                     reason="iam_rejected",
                     status=response.status,
                 ),
@@ -210,7 +211,7 @@ class IamPasswordAuth:
         value = response.headers.get(SUBJECT_TOKEN_HEADER, "")
         lifetime = _lifetime(response.body) if response.status == 201 else None
         if response.status != 201 or not value or lifetime is None:
-            detail = gateway_message(response) if response.status != 201 else "no usable token"
+            detail = response_error(response)[1] if response.status != 201 else "no usable token"
             raise self._failed(
                 AuthFailed(
                     f"IAM did not issue a token (HTTP {response.status}): {detail}",

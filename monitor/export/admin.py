@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.codearts.errors import CodeArtsError, NotFound
-from monitor.domain import RecordSnapshot, RecordState
+from monitor.domain import RecordSnapshot, RecordState, ms_to_seconds
 from monitor.export.logging import get_logger
 from monitor.labels import LABEL_NAME_RE, MAX_LABEL_VALUE, MAX_LABELS, RESERVED_LABELS, label_errors
 from monitor.settings import JOB_ID_RE, RECORD_ID_RE, is_valid_record_id
@@ -167,10 +167,6 @@ def validate_record_request(data: object) -> tuple[RecordRequest | None, list[st
 # --- representation --------------------------------------------------------------------
 
 
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000.0
-
-
 def stage_summary(snapshot: RecordSnapshot | None, terminal: frozenset[str]) -> dict[str, Any]:
     """How many stages, by status, and the first one not finished yet."""
     if snapshot is None:
@@ -210,9 +206,9 @@ def record_json(rec: WatchedRecord, terminal: frozenset[str], *, detail: bool) -
                 "status": s.status,
                 "status_code": s.status_code,
                 "sequence": s.sequence,
-                "duration_seconds": _seconds(s.duration_ms),
-                "build_duration_seconds": _seconds(s.build_duration_ms),
-                "pending_seconds": _seconds(s.pending_duration_ms),
+                "duration_seconds": ms_to_seconds(s.duration_ms),
+                "build_duration_seconds": ms_to_seconds(s.build_duration_ms),
+                "pending_seconds": ms_to_seconds(s.pending_duration_ms),
                 "start_time": s.start_time,
                 "finish_time": s.finish_time,
             }

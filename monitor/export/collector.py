@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as om_exposition
 
-from monitor.domain import RecordState, StageSnapshot
+from monitor.domain import RecordState, StageSnapshot, ms_to_seconds
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -71,9 +71,9 @@ def _stage_lines(rid: str, s: StageSnapshot) -> StageLines:
     )
     values = (
         s.status_code,
-        _sec(s.duration_ms),
-        _sec(s.build_duration_ms),
-        _sec(s.pending_duration_ms),
+        ms_to_seconds(s.duration_ms),
+        ms_to_seconds(s.build_duration_ms),
+        ms_to_seconds(s.pending_duration_ms),
         s.start_time,
         s.finish_time,
     )
@@ -89,7 +89,8 @@ def _stage_lines(rid: str, s: StageSnapshot) -> StageLines:
 def render_record_cached(
     rec: WatchedRecord, previous: tuple[str, StageCache] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, StageCache]]:
-    """Like `render_record`, reusing the lines of stages unchanged since `previous`.
+    """Every per-record family's lines for one record (one string per family), reusing
+    the lines of stages unchanged since `previous`.
 
     A poll usually moves one stage of a record (the running one): re-rendering
     only that stage keeps a scrape after a busy interval cheap (issue 7).
@@ -109,15 +110,6 @@ def render_record_cached(
     complete = 1 if rec.state is RecordState.COMPLETE else 0
     families = tuple(map("".join, zip(*per_stage, strict=True))) if per_stage else ("",) * 7
     return (*families, f"codearts_build_record_complete{{{rid}}} {complete}\n"), (rid, cache)
-
-
-def render_record(rec: WatchedRecord) -> tuple[str, ...]:
-    """The lines of every per-record family for one record, one string per family."""
-    return render_record_cached(rec)[0]
-
-
-def _sec(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000.0
 
 
 class RecordCollector:

@@ -21,8 +21,8 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.codearts.errors import AUTH_FAILURE_REASONS
-from monitor.domain import RecordState, StageSnapshot
-from monitor.tracking.tracker import Transition, ms_to_seconds
+from monitor.domain import RecordState, StageSnapshot, ms_to_seconds
+from monitor.tracking.tracker import Transition
 
 # `_created` series double the output and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

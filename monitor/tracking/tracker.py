@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from monitor.domain import RecordSnapshot, StageSnapshot
+from monitor.domain import RecordSnapshot, StageSnapshot, ms_to_seconds
 
 SUCCESS = "SUCCESS"
 
@@ -45,10 +45,6 @@ class Observation:
     transitions: tuple[Transition, ...]
     newly_finished: tuple[StageSnapshot, ...]  # terminal stages never counted before
     completed: RecordCompleted | None  # set when the record is complete now
-
-
-def ms_to_seconds(value: int | None) -> float | None:
-    return None if value is None else value / 1000.0
 
 
 def is_terminal(stage: StageSnapshot, terminal: AbstractSet[str]) -> bool:

@@ -175,15 +175,15 @@ class Watchlist:
             return  # removed or finished while the request was in flight
         obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
         values_changed = rec.snapshot is None or rec.snapshot.stages != snapshot.stages
-        after = rec.stored()
-        after.snapshot = snapshot
-        if obs.newly_finished:
-            after.counted = rec.counted | {s.key for s in obs.newly_finished}
-        if obs.completed is not None:
-            after.state = RecordState.COMPLETE
-            after.result = obs.completed.result
-            after.finished_at = self._clock()
         if obs.transitions or obs.newly_finished or obs.completed is not None:
+            after = rec.stored()
+            after.snapshot = snapshot
+            if obs.newly_finished:
+                after.counted = rec.counted | {s.key for s in obs.newly_finished}
+            if obs.completed is not None:
+                after.state = RecordState.COMPLETE
+                after.result = obs.completed.result
+                after.finished_at = self._clock()
             try:
                 await self._store.save(after)
             except StoreError as exc:
@@ -192,8 +192,10 @@ class Watchlist:
                 self._log.error("state_write_failed", record_id=rec.record_id, error=str(exc))
                 self._notify()
                 return
-        rec.snapshot, rec.counted = after.snapshot, after.counted
-        rec.state, rec.result, rec.finished_at = after.state, after.result, after.finished_at
+            rec.counted = after.counted
+            rec.state, rec.result, rec.finished_at = after.state, after.result, after.finished_at
+        # Without a status change only durations moved: nothing a restart needs, no write.
+        rec.snapshot = snapshot
         if values_changed:
             rec.version += 1
         for t in obs.transitions:
