@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean deploy-check hadolint k8s-validate rules-check metrics-check deploy-sync
+.PHONY: demo test test-fast tools lint typecheck pytest bench clean deploy-check hadolint k8s-validate rules-check metrics-check deploy-sync
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,23 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests benchmarks
 	$(BIN)/ruff format --check monitor tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict monitor tests benchmarks
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/pytest -q
 
-test: lint typecheck deploy-check pytest
+test: tools lint typecheck deploy-check pytest
+
+# Unit and loopback tests only: no subprocesses, no Prometheus. For the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit tests/loopback
+
+# The system tests' real servers, from Debian's packages (installed when missing and root).
+tools:
+	@bash .ci/tools
 
 # --- deploy/ checked with the real tools (issue 6); pytest stays last in `make test`
 # so its summary closes the output.
@@ -55,19 +64,19 @@ k8s-validate: $(STAMP)
 	$(BIN)/kubernetes-validate --strict --quiet build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
 	$(BIN)/kubernetes-validate --strict --quiet --no-warn -k $(K8S_OLDEST) build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
 
-rules-check:
+rules-check: tools
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 
-metrics-check: $(STAMP)
+metrics-check: $(STAMP) tools
 	@mkdir -p build
-	$(BIN)/python -m tests.deploy_support live-metrics > build/metrics.txt
+	$(BIN)/python -m tests.support.deploy live-metrics > build/metrics.txt
 	$(PROMTOOL) check metrics < build/metrics.txt
 
 # Regenerate deploy/kubernetes/prometheusrule.yaml after editing deploy/prometheus/alerts.yml.
 deploy-sync: $(STAMP)
-	$(BIN)/python -m tests.deploy_support sync-rules
+	$(BIN)/python -m tests.support.deploy sync-rules
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -14,8 +14,8 @@ import aiohttp
 import anyio
 from pydantic import SecretStr
 
-from monitor.daemon import Daemon
-from monitor.export.logging import configure_logging
+from monitor.app import Daemon
+from monitor.logging import configure_logging
 from monitor.settings import Settings
 from monitor.simulator import SimClock, Simulator, serve
 

@@ -108,8 +108,8 @@ def _result(poller: str, w: Window, errors: int) -> dict[str, Any]:
 
 
 async def run_daemon(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:
-    from monitor.daemon import Daemon
-    from monitor.export.logging import configure_logging
+    from monitor.app import Daemon
+    from monitor.logging import configure_logging
 
     configure_logging("json", "info", stream=DEVNULL)
     settings = bench_settings(

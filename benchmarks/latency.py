@@ -42,8 +42,8 @@ TERMINAL = {"SUCCESS", "FAILURE", "ABORTED", "SCHEDULE_FAILURE", "TIMEOUT", "UNK
 
 
 async def serve_daemon(args: argparse.Namespace, records: list[str]) -> None:
-    from monitor.daemon import Daemon
-    from monitor.export.logging import configure_logging
+    from monitor.app import Daemon
+    from monitor.logging import configure_logging
 
     configure_logging("json", "info", stream=DEVNULL)
     daemon = Daemon(bench_settings(args.url, records, poll_interval=args.interval))

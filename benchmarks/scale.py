@@ -19,9 +19,9 @@ from typing import Any
 import anyio
 
 from benchmarks.common import DEVNULL, bench_settings, emit, percentile, process_cpu, rss_bytes
-from monitor.daemon import Daemon
-from monitor.export.collector import render_metrics
-from monitor.export.logging import configure_logging
+from monitor.app import Daemon
+from monitor.logging import configure_logging
+from monitor.metrics.renderer import render_metrics
 
 
 async def run(args: argparse.Namespace, records: list[str]) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import emit, median
 from monitor.domain import RecordSnapshot, RecordState, StageSnapshot, ms_to_seconds
-from monitor.export.collector import STAGE_FAMILIES, RecordCollector, render_metrics
-from monitor.export.metrics import MonitorMetrics
+from monitor.metrics.aggregates import MonitorMetrics
+from monitor.metrics.renderer import STAGE_FAMILIES, RecordCollector, render_metrics
 from monitor.settings import DEFAULT_TERMINAL_STATUSES
 from monitor.store.memory import MemoryStore
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
@@ -82,7 +82,7 @@ class Ours:
     def __init__(self, n: int) -> None:
         self.metrics = MonitorMetrics()
         self.watchlist = Watchlist(
-            MemoryStore(), self.metrics, terminal_statuses=frozenset(DEFAULT_TERMINAL_STATUSES)
+            MemoryStore(), terminal_statuses=frozenset(DEFAULT_TERMINAL_STATUSES)
         )
         self.collector = RecordCollector(self.watchlist, retention=900.0, clock=lambda: T0)
         for i in range(n):

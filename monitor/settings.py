@@ -7,7 +7,6 @@ variables, the TOML file named by `--config` or `MONITOR_CONFIG`, then defaults.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
-JOB_ID_RE = re.compile(r"^[0-9a-z]{32}$")  # as the API definitions give it
+from monitor.domain.ids import JOB_ID_RE, is_valid_record_id
+
 DEFAULT_TERMINAL_STATUSES = (
     "SUCCESS",
     "FAILURE",
@@ -45,11 +44,6 @@ CONFIG_ENV = "MONITOR_CONFIG"
 AuthMode = Literal["token", "password", "aksk"]
 
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
-
-
-def is_valid_record_id(value: str) -> bool:
-    """A record id is 36 characters of digits, lowercase letters and hyphens."""
-    return RECORD_ID_RE.fullmatch(value) is not None
 
 
 def _split_csv(value: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import aiohttp
 from pydantic import ValidationError
 
-from monitor.codearts.auth import Auth
+from monitor.codearts.auth.base import Auth
 from monitor.codearts.errors import (
     ApiError,
     AuthenticationError,

@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from monitor.domain import RecordSnapshot, StageSnapshot
-
-MAX_LABEL_LEN = 128
+from monitor.domain.labels import clip_label
 
 
 def parse_timestamp(value: Any) -> float | None:
@@ -90,10 +89,6 @@ class FullStagesResponse(BaseModel):
     error_msg: str | None = None
 
 
-def _clip(value: str) -> str:
-    return value if len(value) <= MAX_LABEL_LEN else value[:MAX_LABEL_LEN]
-
-
 def to_snapshot(record_id: str, body: FullStagesResponse, fetched_at: float) -> RecordSnapshot:
     """The domain snapshot of a successful answer, stages ordered by sequence then key."""
     raw = body.result.build_stages if body.result and body.result.build_stages else {}
@@ -102,9 +97,9 @@ def to_snapshot(record_id: str, body: FullStagesResponse, fetched_at: float) -> 
         status = (rec.status or "NULL").strip().upper() or "NULL"
         stages.append(
             StageSnapshot(
-                key=_clip(key),
-                display_name=_clip(rec.display_name or key),
-                status=_clip(status),
+                key=clip_label(key),
+                display_name=clip_label(rec.display_name or key),
+                status=clip_label(status),
                 status_code=rec.status_code,
                 duration_ms=rec.duration,
                 build_duration_ms=rec.build_duration,

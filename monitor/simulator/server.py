@@ -29,14 +29,13 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from monitor.codearts.signer import (
+from monitor.codearts.auth.signer import (
     DATE_HEADER,
     AuthorizationHeader,
     parse_authorization,
     parse_sdk_date,
     sign,
 )
-from monitor.export.server import start_site
 from monitor.simulator.faults import Fault, FaultPlan
 from monitor.simulator.scenario import RecordPlan, build_record, full_stages_body, make_plan
 
@@ -735,4 +734,11 @@ def _reanchor(plan: RecordPlan, created: float) -> RecordPlan:
 
 async def serve(sim: Simulator, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start the simulator's server; returns the runner and the bound port."""
-    return await start_site(sim.app, host, port)
+    runner = web.AppRunner(sim.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    bound = port
+    for address in runner.addresses:  # the real port when 0 was asked for
+        bound = int(address[1])
+        break
+    return runner, bound

@@ -11,16 +11,17 @@ Requests go through the daemon's one API client, so they share its rate budget.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import anyio
 from anyio.abc import TaskStatus
 
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.errors import CodeArtsError
 from monitor.codearts.jobs import JobInfo, job_info, recent_builds
-from monitor.export.logging import get_logger
-from monitor.export.metrics import MonitorMetrics
-from monitor.labels import MAX_LABEL_VALUE
-from monitor.settings import is_valid_record_id
+from monitor.domain.ids import is_valid_record_id
+from monitor.domain.labels import clip_label
+from monitor.logging import get_logger
 from monitor.tracking.watchlist import Watchlist
 
 DISCOVERY_SOURCE = "discovery"
@@ -30,6 +31,14 @@ DISCOVERY_SOURCE = "discovery"
 PAGE_SIZE = 20
 
 
+class DiscoveryCounters(Protocol):
+    """What discovery counts (the metrics room implements it)."""
+
+    def count_discovery_run(self, outcome: str) -> None: ...
+
+    def count_discovered(self) -> None: ...
+
+
 class Discovery:
     """Finds new builds of a fixed set of jobs, one round every `interval` seconds."""
 
@@ -37,7 +46,7 @@ class Discovery:
         self,
         client: CodeArtsClient,
         watchlist: Watchlist,
-        metrics: MonitorMetrics,
+        metrics: DiscoveryCounters,
         job_ids: list[str],
         *,
         interval: float,
@@ -96,7 +105,7 @@ class Discovery:
         seen = self._seen.get(job_id, set())
         labels = {"job_id": job_id}
         if info.job_name:
-            labels["job_name"] = info.job_name[:MAX_LABEL_VALUE]
+            labels["job_name"] = clip_label(info.job_name)
         added = []
         for build in builds:
             rid = build.record_id

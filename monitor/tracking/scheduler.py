@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from monitor.codearts.errors import CodeArtsError, Throttled
 from monitor.domain import RecordSnapshot, RecordState
-from monitor.export.logging import get_logger
+from monitor.logging import get_logger
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 PollFn = Callable[[str], Awaitable[RecordSnapshot]]
@@ -87,7 +87,6 @@ class Scheduler:
         # Recent (start - due) delays, for benchmarks and the debug log.
         self.delays: deque[float] = deque(maxlen=10_000)
         self._log = get_logger("monitor.scheduler")
-        watchlist.on_added(self._on_added)
 
     # --- health ------------------------------------------------------------------------
 
@@ -113,7 +112,8 @@ class Scheduler:
 
     # --- scheduling --------------------------------------------------------------------
 
-    def _on_added(self, rec: WatchedRecord) -> None:
+    def on_added(self, rec: WatchedRecord) -> None:
+        """Plan the first poll of a record that became active (the watchlist calls it)."""
         if self._running:
             self.schedule(rec.record_id, self._clock())
         else:

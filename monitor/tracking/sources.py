@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
-from monitor.export.logging import get_logger
-from monitor.labels import label_errors
-from monitor.settings import is_valid_record_id
+from monitor.domain.ids import is_valid_record_id
+from monitor.domain.labels import label_errors
+from monitor.files import MISSING, Stamp, file_stamp
+from monitor.logging import get_logger
 from monitor.tracking.watchlist import Watchlist
 
 FILE_SOURCE = "file"
@@ -66,21 +66,20 @@ class WatchlistFile:
         self._path = path
         self._watchlist = watchlist
         self._interval = interval
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None = None
         self._log = get_logger("monitor.watchlist_file")
 
     async def sync(self) -> bool:
         """Re-read the file if it changed; True when it was read."""
         try:
-            st = os.stat(self._path)
+            stamp = file_stamp(self._path)
         except OSError as exc:
-            if self._stamp != (0, 0, 0):
+            if self._stamp != MISSING:
                 self._log.error(
                     "watchlist_file_unreadable", path=str(self._path), error=exc.strerror
                 )
-                self._stamp = (0, 0, 0)
+                self._stamp = MISSING
             return False
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return False
         try:
@@ -92,12 +91,7 @@ class WatchlistFile:
         entries, errors = parse_watchlist(text)
         for err in errors:
             self._log.warning("watchlist_line_invalid", path=str(self._path), error=err)
-        wanted = {e.record_id for e in entries}
-        for entry in entries:
-            await self._watchlist.add(entry.record_id, entry.labels, source=FILE_SOURCE)
-        for record_id, rec in list(self._watchlist.records.items()):
-            if rec.source == FILE_SOURCE and record_id not in wanted:
-                await self._watchlist.remove(record_id)
+        await self._watchlist.reconcile(FILE_SOURCE, {e.record_id: e.labels for e in entries})
         self._log.info(
             "watchlist_file_loaded",
             path=str(self._path),

@@ -30,6 +30,22 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class StageFinished:
+    """A stage reached a terminal status and is counted now, once."""
+
+    record_id: str
+    stage: StageSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class PollDone:
+    """One poll of a record ended; `outcome` is "success" or the error's outcome."""
+
+    record_id: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordCompleted:
     """Every stage of a record reached a terminal status."""
 

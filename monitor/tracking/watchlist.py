@@ -1,7 +1,8 @@
 """The watchlist: every record the daemon knows, and what happens when a poll answers.
 
 It owns the records, applies poll results through the pure tracker, persists
-what changed, then emits events (log lines and aggregate metrics). Persisting
+what changed, logs it, then hands the events to its listeners (metrics, traces,
+the `watch` command). Persisting
 before emitting means a crash between the two loses at most one event rather
 than ever repeating one.
 """
@@ -17,13 +18,19 @@ import anyio
 
 from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
 from monitor.domain import RecordSnapshot, RecordState
-from monitor.export.logging import get_logger
-from monitor.export.metrics import MonitorMetrics
-from monitor.settings import is_valid_record_id
+from monitor.domain.ids import is_valid_record_id
+from monitor.logging import get_logger
 from monitor.store.base import StateStore, StoredRecord, StoreError
-from monitor.tracking.tracker import RecordCompleted, Transition, observe
+from monitor.tracking.tracker import (
+    PollDone,
+    RecordCompleted,
+    StageFinished,
+    Transition,
+    observe,
+)
 
-Listener = Callable[[Transition | RecordCompleted], None]
+WatchlistEvent = Transition | StageFinished | RecordCompleted | PollDone
+Listener = Callable[[WatchlistEvent], None]
 
 
 @dataclass(slots=True)
@@ -57,7 +64,6 @@ class Watchlist:
     def __init__(
         self,
         store: StateStore,
-        metrics: MonitorMetrics,
         *,
         terminal_statuses: frozenset[str],
         refusal_confirmations: int = 3,
@@ -65,7 +71,6 @@ class Watchlist:
     ) -> None:
         self.records: dict[str, WatchedRecord] = {}
         self._store = store
-        self._metrics = metrics
         self._terminal = terminal_statuses
         self._confirmations = refusal_confirmations
         self._clock = clock
@@ -73,7 +78,6 @@ class Watchlist:
         self._changed = anyio.Event()
         self._added_listeners: list[Callable[[WatchedRecord], None]] = []
         self._event_listeners: list[Listener] = []
-        metrics.watch_record_states(self.counts)
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -82,7 +86,8 @@ class Watchlist:
         self._added_listeners.append(callback)
 
     def on_event(self, callback: Listener) -> None:
-        """Called for every transition and completion, after it was logged."""
+        """Called for every event (transition, finished stage, completion, poll), after
+        it was persisted and logged."""
         self._event_listeners.append(callback)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
@@ -146,6 +151,18 @@ class Watchlist:
         self._notify()
         return rec, True
 
+    async def reconcile(self, source: str, wanted: Mapping[str, Mapping[str, str]]) -> None:
+        """Make the records of one source exactly `wanted` (record id -> labels).
+
+        Records of that source that are not wanted any more stop being watched; those of
+        other sources are left alone.
+        """
+        for record_id, labels in wanted.items():
+            await self.add(record_id, labels, source=source)
+        for record_id, rec in list(self.records.items()):
+            if rec.source == source and record_id not in wanted:
+                await self.remove(record_id)
+
     async def remove(self, record_id: str) -> bool:
         """Stop watching a record and forget it; its series vanish at the next scrape."""
         rec = self.records.pop(record_id, None)
@@ -170,7 +187,7 @@ class Watchlist:
         rec.consecutive_errors = 0
         rec.refusals = 0
         rec.error = None
-        self._metrics.count_poll("success")
+        self._emit(PollDone(rec.record_id, "success"))
         if rec.state is not RecordState.ACTIVE or rec.record_id not in self.records:
             return  # removed or finished while the request was in flight
         obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
@@ -199,7 +216,6 @@ class Watchlist:
         if values_changed:
             rec.version += 1
         for t in obs.transitions:
-            self._metrics.count_transition(t)
             self._log.info(
                 "stage_transition",
                 record_id=t.record_id,
@@ -214,7 +230,7 @@ class Watchlist:
             )
             self._emit(t)
         for stage in obs.newly_finished:
-            self._metrics.count_finished(stage)
+            self._emit(StageFinished(rec.record_id, stage))
         if obs.completed is not None:
             c = obs.completed
             self._log.info(
@@ -232,7 +248,7 @@ class Watchlist:
         rec.polls += 1
         rec.consecutive_errors += 1
         rec.error = str(error)
-        self._metrics.count_poll(error.outcome)
+        self._emit(PollDone(rec.record_id, error.outcome))
         self._log.warning(
             "poll_failed",
             record_id=rec.record_id,
@@ -277,7 +293,7 @@ class Watchlist:
         )
         self._notify()
 
-    def _emit(self, event: Transition | RecordCompleted) -> None:
+    def _emit(self, event: WatchlistEvent) -> None:
         for cb in self._event_listeners:
             cb(event)
 

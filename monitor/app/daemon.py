@@ -1,0 +1,203 @@
+"""The daemon: settings in, every room wired together, run until cancelled."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from monitor import __version__
+from monitor.app.auth import admin_token, auth_from_settings
+from monitor.codearts.auth import Auth
+from monitor.codearts.auth.health import AuthHealth
+from monitor.codearts.client import CodeArtsClient
+from monitor.codearts.jobs import record_id_of_build
+from monitor.codearts.ratelimit import TokenBucket
+from monitor.domain import RecordSnapshot
+from monitor.logging import get_logger, secret_filter
+from monitor.metrics.aggregates import MonitorMetrics
+from monitor.metrics.renderer import RecordCollector
+from monitor.server.admin import add_admin_routes
+from monitor.server.http import Health, build_app, start_site
+from monitor.settings import Settings
+from monitor.store import StateStore, store_for
+from monitor.tracking.discovery import Discovery
+from monitor.tracking.scheduler import Scheduler
+from monitor.tracking.sources import WatchlistFile
+from monitor.tracking.watchlist import Watchlist
+
+
+class Daemon:
+    """One monitor process. `run()` serves HTTP and polls until cancelled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: StateStore | None = None,
+        auth: Auth | None = None,
+        gate: TokenBucket | None = None,
+        serve_http: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = MonitorMetrics()
+        self.store: StateStore = store if store is not None else store_for(settings.state_path)
+        self.gate = (
+            gate if gate is not None else TokenBucket(settings.rate_limit, settings.rate_burst)
+        )
+        self.metrics.watch_gate(self.gate)
+        secret_filter.add(settings.secret_values())
+        self.auth = auth if auth is not None else auth_from_settings(settings, secret_filter.add)
+        secret_filter.add(self.auth.secrets())
+        self.auth_health = AuthHealth(self.metrics, settings.auth_mode or "custom")
+        self.watchlist = Watchlist(
+            self.store,
+            terminal_statuses=settings.terminal_statuses,
+            refusal_confirmations=settings.not_found_confirmations,
+            clock=clock,
+        )
+        self.watchlist.on_event(self.metrics.on_watchlist_event)
+        self.metrics.watch_record_states(self.watchlist.counts)
+        self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
+        self.scheduler = Scheduler(
+            self.watchlist,
+            self._poll,
+            interval=settings.poll_interval,
+            max_concurrency=settings.max_concurrency,
+            max_watch=settings.max_watch,
+            backoff_max=settings.backoff_max,
+            stall_timeout=settings.stall_timeout,
+            held_until=lambda: self.gate.paused_until,
+            wall=clock,
+        )
+        self.watchlist.on_added(self.scheduler.on_added)
+        self.health = Health(
+            liveness=[self._liveness],
+            readiness=[self._readiness, self.auth_health.problem],
+        )
+        self.app = build_app(self.collector, self.metrics.registry, self.health)
+        self.admin = add_admin_routes(
+            self.app,
+            self.watchlist,
+            token=admin_token(settings, secret_filter.add),
+            read_protected=settings.admin_read_protected,
+            terminal_statuses=settings.terminal_statuses,
+        )
+        self.discovery: Discovery | None = None  # made in run(): it needs the client
+        self._serve_http = serve_http
+        self._client: CodeArtsClient | None = None
+        self.port: int | None = None
+        self._stop_requested = False
+        self._stop_event: anyio.Event | None = None
+        self._log = get_logger("monitor.app")
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stop_requested
+
+    def stop(self) -> None:
+        """Shut down gracefully: no new polls, running ones get MONITOR_SHUTDOWN_GRACE."""
+        self._stop_requested = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def _liveness(self) -> str | None:
+        if self.scheduler.stalled:
+            return "scheduler has made no progress for the stall timeout"
+        return None
+
+    def _readiness(self) -> str | None:
+        if self._stop_requested:
+            return "shutting down"
+        return None if self.scheduler.ready else "first poll round not finished"
+
+    async def _poll(self, record_id: str) -> RecordSnapshot:
+        assert self._client is not None
+        return await self._client.full_stages(record_id)
+
+    async def _resolve_build(self, job_id: str, build_number: int) -> str:
+        assert self._client is not None
+        return await record_id_of_build(self._client, job_id, build_number)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        s = self.settings
+        self._client = CodeArtsClient(
+            s.endpoint_url,
+            self.auth,
+            timeout=s.request_timeout,
+            max_connections=s.max_concurrency,
+            observer=self.metrics,
+            gate=self.gate,
+            user_agent=f"codearts-stage-monitor/{__version__}",
+            auth_observer=self.auth_health,
+        )
+        self.admin.resolver = self._resolve_build
+        runner = None
+        self._stop_event = anyio.Event()
+        if self._stop_requested:
+            self._stop_event.set()
+        try:
+            await self.watchlist.restore()
+            # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
+            await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
+            watch_file = None
+            if s.watchlist_file is not None:
+                watch_file = WatchlistFile(
+                    s.watchlist_file, self.watchlist, s.watchlist_reload_interval
+                )
+                await watch_file.sync()
+            if s.jobs:
+                self.discovery = Discovery(
+                    self._client,
+                    self.watchlist,
+                    self.metrics,
+                    s.jobs,
+                    interval=s.discovery_interval,
+                    terminal_statuses=s.terminal_statuses,
+                )
+            if self._serve_http:
+                runner, self.port = await start_site(self.app, s.host, s.port)
+            self._log.info(
+                "daemon_started",
+                version=__version__,
+                endpoint=s.endpoint_url,
+                auth_mode=s.auth_mode,
+                port=self.port,
+                records=len(self.watchlist.records),
+                jobs=len(s.jobs),
+                poll_interval=s.poll_interval,
+                rate_limit=s.rate_limit,
+                state_path=s.state_path,
+            )
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.scheduler.run)
+                if watch_file is not None:
+                    tg.start_soon(watch_file.run)
+                if self.discovery is not None:
+                    await tg.start(self.discovery.run)
+                task_status.started()
+                await self._stop_event.wait()
+                await self._drain()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                self.admin.resolver = None
+                if runner is not None:
+                    await runner.cleanup()
+                await self._client.aclose()
+                await self.store.close()
+                self._log.info("daemon_stopped")
+
+    async def _drain(self) -> None:
+        """Let running polls finish within the grace period, then give up on them."""
+        grace = self.settings.shutdown_grace
+        self._log.info("shutdown_started", in_flight=self.scheduler.in_flight, grace=grace)
+        self.scheduler.stop()
+        with anyio.move_on_after(grace):
+            await self.scheduler.wait_finished()
+        if self.scheduler.in_flight:
+            self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)

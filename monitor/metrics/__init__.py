@@ -1,0 +1,1 @@
+"""Listeners that turn the watchlist's events into exported data, and the per-record renderer."""

@@ -1,0 +1,221 @@
+"""Metrics that accumulate in the process: aggregates of finished stages and the monitor's own.
+
+Per-record series are not here: they are rendered from snapshots at scrape
+time (see collector.py), so nothing has to be deleted when a record retires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.codearts.errors import AUTH_FAILURE_REASONS
+from monitor.domain import RecordState, StageSnapshot, ms_to_seconds
+from monitor.tracking.tracker import PollDone, RecordCompleted, StageFinished, Transition
+
+# `_created` series double the output and no dashboard here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Build stages take seconds to hours.
+STAGE_DURATION_BUCKETS = (
+    1,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+)
+STAGE_PENDING_BUCKETS = (0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _RecordsByState(Collector):
+    def __init__(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        fam = GaugeMetricFamily(
+            "stage_monitor_records", "Watched records by state.", labels=["state"]
+        )
+        counts = self._counts()
+        for state in RecordState:
+            fam.add_metric([state.value], counts.get(state, 0))
+        yield fam
+
+
+class _Gate(Collector):
+    def __init__(self, gate: GateState) -> None:
+        self._gate = gate
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "stage_monitor_rate_limit_requests_per_second",
+            "The request rate in force: MONITOR_RATE_LIMIT, or less while recovering from "
+            "throttling.",
+            value=self._gate.current_rate(),
+        )
+        yield CounterMetricFamily(
+            "stage_monitor_throttle_pauses",
+            "Times the API said too many requests and every request was paused.",
+            value=self._gate.pauses,
+        )
+
+
+class GateState(Protocol):
+    """What the metrics read from the process-wide rate gate."""
+
+    pauses: int
+
+    def current_rate(self) -> float: ...
+
+
+class MonitorMetrics:
+    """The process-lifetime metrics, in their own registry (never the global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.stages_finished = Counter(
+            "codearts_build_stages_finished",
+            "Stages that reached a terminal status, counted once per stage.",
+            ["display_name", "status"],
+            registry=r,
+        )
+        self.finished_duration = Histogram(
+            "codearts_build_stage_finished_duration_seconds",
+            "Duration of finished stages, as reported by the API.",
+            ["display_name", "status"],
+            buckets=STAGE_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.finished_pending = Histogram(
+            "codearts_build_stage_finished_pending_seconds",
+            "Time finished stages waited before running, as reported by the API.",
+            ["display_name"],
+            buckets=STAGE_PENDING_BUCKETS,
+            registry=r,
+        )
+        self.transitions = Counter(
+            "codearts_build_stage_transitions",
+            "Stage status changes seen; from_status is empty when a stage is first seen.",
+            ["from_status", "to_status"],
+            registry=r,
+        )
+        self.polls = Counter(
+            "stage_monitor_polls", "Polls of a record, by outcome.", ["outcome"], registry=r
+        )
+        self.api_requests = Counter(
+            "stage_monitor_api_requests",
+            "HTTP requests to the API, by HTTP status code or transport failure.",
+            ["code"],
+            registry=r,
+        )
+        self.api_latency = Histogram(
+            "stage_monitor_api_request_duration_seconds",
+            "Time from sending a request to the API to reading its whole answer.",
+            buckets=API_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.discovery_runs = Counter(
+            "stage_monitor_discovery_runs",
+            "Listings of one job's recent builds by job discovery, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.discovered_records = Counter(
+            "stage_monitor_discovered_records",
+            "Builds that job discovery added to the watchlist.",
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "stage_monitor_auth_failures",
+            "API calls that failed authentication (refused, or held back while a refusal "
+            "backs off), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "stage_monitor_build_info",
+            "Always 1; the version label says which build runs.",
+            ["version"],
+            registry=r,
+        )
+        self.build_info.labels(version=__version__).set(1)
+        # Outcomes a dashboard should see as zero before the first one happens.
+        for outcome in ("success",):
+            self.polls.labels(outcome=outcome)
+            self.discovery_runs.labels(outcome=outcome)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason=reason)
+
+    def watch_gate(self, gate: GateState) -> None:
+        """Export the rate gate's current rate and pauses, read at scrape time."""
+        self.registry.register(_Gate(gate))
+
+    def watch_record_states(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
+        """Export `stage_monitor_records{state}` from a function called at scrape time."""
+        self.registry.register(_RecordsByState(counts))
+
+    # --- hooks called by the client and the watchlist ------------------------------------
+
+    def on_watchlist_event(
+        self, event: Transition | StageFinished | RecordCompleted | PollDone
+    ) -> None:
+        """The watchlist's listener: count what its events say."""
+        if isinstance(event, Transition):
+            self.count_transition(event)
+        elif isinstance(event, StageFinished):
+            self.count_finished(event.stage)
+        elif isinstance(event, PollDone):
+            self.count_poll(event.outcome)
+
+    def observe_request(self, code: str, seconds: float) -> None:
+        self.api_requests.labels(code=code).inc()
+        self.api_latency.observe(seconds)
+
+    def count_auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(
+            reason=reason if reason in AUTH_FAILURE_REASONS else "rejected"
+        ).inc()
+
+    def count_poll(self, outcome: str) -> None:
+        self.polls.labels(outcome=outcome).inc()
+
+    def count_transition(self, t: Transition) -> None:
+        self.transitions.labels(from_status=t.from_status or "", to_status=t.to_status).inc()
+
+    def count_finished(self, stage: StageSnapshot) -> None:
+        self.stages_finished.labels(display_name=stage.display_name, status=stage.status).inc()
+        duration = ms_to_seconds(stage.duration_ms)
+        if duration is not None:
+            self.finished_duration.labels(
+                display_name=stage.display_name, status=stage.status
+            ).observe(duration)
+        pending = ms_to_seconds(stage.pending_duration_ms)
+        if pending is not None:
+            self.finished_pending.labels(display_name=stage.display_name).observe(pending)
+
+    def count_discovery_run(self, outcome: str) -> None:
+        self.discovery_runs.labels(outcome=outcome).inc()
+
+    def count_discovered(self) -> None:
+        self.discovered_records.inc()

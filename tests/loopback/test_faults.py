@@ -1,0 +1,103 @@
+"""Every fault the simulator can inject really reaches the daemon over loopback, and is survived."""
+
+from __future__ import annotations
+
+import io
+
+import anyio
+import pytest
+
+from monitor.app import Daemon
+from monitor.domain import RecordState
+from monitor.simulator import Fault
+from tests.support.loopback import SimServer, log_events, make_settings, running, scrape, wait_until
+from tests.support.samples import series, value
+
+# fault -> (poll outcome in stage_monitor_polls_total, code in stage_monitor_api_requests_total)
+EXPECTED = {
+    Fault.THROTTLE: ("throttled", "429"),
+    Fault.HTTP_500: ("server_error", "500"),
+    Fault.HTTP_502: ("server_error", "502"),
+    Fault.HTTP_503: ("server_error", "503"),
+    Fault.SLOW: ("timeout", "timeout"),
+    Fault.RESET: ("transport_error", "connection_error"),
+    Fault.TRUNCATED: ("transport_error", "truncated"),
+    Fault.NOT_JSON: ("malformed", "200"),
+    Fault.WRONG_SHAPE: ("malformed", "200"),
+    Fault.OK_STATUS_FAIL: ("api_error", "200"),
+    Fault.OK_ERROR_CODE: ("api_error", "200"),
+}
+
+
+def test_every_fault_kind_has_an_expectation() -> None:
+    assert set(EXPECTED) == set(Fault)
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+async def test_each_fault_is_seen_as_itself_and_the_next_poll_recovers(
+    sim: SimServer, log_stream: io.StringIO, fault: Fault
+) -> None:
+    s = sim.sim
+    s.faults.slow_seconds = 1.0
+    s.faults.retry_after = "0.2"
+    plan = s.new_build(started_ago=10_000, fate="SUCCESS")
+    s.faults.inject(fault, plan.record_id)
+    daemon = Daemon(make_settings(sim.url, [plan.record_id], request_timeout=0.3, backoff_max=0.05))
+    async with running(daemon):
+        rec = daemon.watchlist.records[plan.record_id]
+        await wait_until(daemon, lambda: rec.state is RecordState.COMPLETE)
+        samples = await scrape(daemon)
+
+    outcome, code = EXPECTED[fault]
+    # Exactly one faulty answer and one good one: the client retried nothing behind our back.
+    seen = [(r.status, r.fault) for r in s.requests if r.record_id == plan.record_id]
+    assert len(seen) == 2
+    assert seen[0][1] == fault.value
+    assert seen[1] == (200, None)
+    assert value(samples, "stage_monitor_polls_total", outcome=outcome) == 1
+    assert value(samples, "stage_monitor_polls_total", outcome="success") == 1
+    assert (value(samples, "stage_monitor_api_requests_total", code=code) or 0) >= 1
+    failed = log_events(log_stream, "poll_failed")
+    assert [e["outcome"] for e in failed] == [outcome]
+    assert not log_events(log_stream, "poll_crashed")
+    finished = series(samples, "codearts_build_stages_finished_total")
+    assert sum(finished.values()) == len(plan.stages)
+    if fault is Fault.THROTTLE:
+        assert daemon.gate.pauses == 1
+
+
+async def test_a_throttle_pauses_every_record_not_just_the_one_refused(sim: SimServer) -> None:
+    s = sim.sim
+    s.faults.retry_after = "0.5"
+    # Builds that never finish, so every record is polled all the time.
+    plans = [s.new_build(started_ago=-1_000_000) for _ in range(3)]
+    daemon = Daemon(
+        make_settings(sim.url, [p.record_id for p in plans], poll_interval=0.02, max_concurrency=3)
+    )
+    async with running(daemon):
+        await daemon.scheduler.wait_ready()
+        s.faults.inject(Fault.THROTTLE, plans[0].record_id)
+        await wait_until(daemon, lambda: daemon.gate.pauses == 1)
+        throttled_at = next(r.at for r in s.requests if r.status == 429)
+        # Keep polling until well past the Retry-After.
+        await wait_until(daemon, lambda: s.requests[-1].at > throttled_at + 0.7)
+
+    after = [r.at - throttled_at for r in s.requests if r.at > throttled_at]
+    # The two other workers' requests may already be on the wire when the 429 comes
+    # back; apart from those, nothing for any record until Retry-After has passed
+    # (without the shared pause, the other records would have been polled ~50 times).
+    early = [t for t in after if t < 0.5]
+    assert len(early) <= 2, early
+    assert len(after) > len(early)
+
+
+async def test_retry_after_without_a_header_still_pauses(sim: SimServer) -> None:
+    with anyio.fail_after(5):
+        from monitor.codearts.ratelimit import TokenBucket
+
+        gate = TokenBucket(1000, 1, default_pause=0.3)
+        await gate.acquire()
+        gate.throttled(None)
+        started = anyio.current_time()
+        await gate.acquire()
+        assert anyio.current_time() - started >= 0.3
