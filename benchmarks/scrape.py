@@ -82,9 +82,12 @@ class Ours:
     def __init__(self, n: int) -> None:
         self.metrics = MonitorMetrics()
         self.watchlist = Watchlist(
-            MemoryStore(), terminal_statuses=frozenset(DEFAULT_TERMINAL_STATUSES)
+            MemoryStore(),
+            terminal_statuses=frozenset(DEFAULT_TERMINAL_STATUSES),
+            retention=900.0,
+            clock=lambda: T0,
         )
-        self.collector = RecordCollector(self.watchlist, retention=900.0, clock=lambda: T0)
+        self.collector = RecordCollector(self.watchlist)
         for i in range(n):
             snap = make_snapshot(i)
             rec = WatchedRecord(record_id=snap.record_id, added_at=T0)

@@ -328,6 +328,21 @@ class Settings(BaseSettings):
         data["iam_endpoint_url"] = self.iam_endpoint_url
         return data
 
+    # --- history: retired records' tombstones -------------------------------------------
+    # Seconds after a record finished that its tombstone is kept (so the id is not
+    # watched again), counted from finished_at; then the id is forgotten.
+    forget_after: float = Field(604800.0, gt=0)
+
+    @model_validator(mode="after")
+    def _forget_after_covers_retention(self) -> Settings:
+        if self.forget_after < self.retention:
+            raise ValueError(
+                f"MONITOR_FORGET_AFTER ({self.forget_after:g} s) must be at least "
+                f"MONITOR_RETENTION ({self.retention:g} s): a record is retired after "
+                "retention and its tombstone forgotten later"
+            )
+        return self
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; `errors` lists every problem, without values."""

@@ -24,6 +24,7 @@ from monitor.server.http import Health, build_app, start_site
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
 from monitor.tracking.discovery import Discovery
+from monitor.tracking.history import Housekeeper, housekeeping_interval
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
 from monitor.tracking.watchlist import Watchlist
@@ -57,11 +58,18 @@ class Daemon:
             self.store,
             terminal_statuses=settings.terminal_statuses,
             refusal_confirmations=settings.not_found_confirmations,
+            retention=settings.retention,
+            forget_after=settings.forget_after,
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
         self.metrics.watch_record_states(self.watchlist.counts)
-        self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
+        self.collector = RecordCollector(self.watchlist)
+        self.watchlist.on_dropped(self.collector.forget)
+        self.housekeeper = Housekeeper(
+            self.watchlist, self.store.compact, interval=housekeeping_interval(settings.retention)
+        )
+        self.metrics.watch_history(lambda: len(self.watchlist.tombstones), self.store.size_bytes)
         self.scheduler = Scheduler(
             self.watchlist,
             self._poll,
@@ -175,6 +183,8 @@ class Daemon:
             )
             async with anyio.create_task_group() as tg:
                 await tg.start(self.scheduler.run)
+                tg.start_soon(self.housekeeper.run)
+                tg.start_soon(self._client.keep_auth_fresh)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
                 if self.discovery is not None:

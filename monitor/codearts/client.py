@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
+import anyio
+from anyio.abc import TaskStatus
 from pydantic import ValidationError
 
-from monitor.codearts.auth.base import Auth
+from monitor.codearts.auth.base import Auth, RefreshingAuth
 from monitor.codearts.errors import (
     ApiError,
     AuthenticationError,
@@ -34,6 +36,7 @@ from monitor.codearts.messages import (
 )
 from monitor.codearts.models import FullStagesResponse, to_snapshot
 from monitor.domain import RecordSnapshot
+from monitor.logging import get_logger
 
 THROTTLE_CODES = frozenset({"APIGW.0308", "CB.00060211"})
 
@@ -193,6 +196,41 @@ class CodeArtsClient:
                     outgoing = await flow.asend(response)
                 except StopAsyncIteration:
                     return response
+        finally:
+            await flow.aclose()
+
+    async def keep_auth_fresh(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Renew an expiring credential ahead of time, until cancelled (no-op for others)."""
+        task_status.started()
+        auth = self._auth
+        if not isinstance(auth, RefreshingAuth):
+            return
+        log = get_logger("monitor.auth")
+        while True:
+            await anyio.sleep(auth.refresh_in())
+            try:
+                await self._drive(auth.refresh_flow())
+            except AuthFailed as exc:
+                # The scheme backs off (refresh_in grows); polls use the old token meanwhile.
+                log.warning("iam_token_refresh_failed", reason=exc.reason, error=str(exc))
+            except TransportError as exc:
+                log.warning("iam_token_refresh_failed", reason="iam_unavailable", error=str(exc))
+
+    async def _drive(self, flow: AsyncGenerator[ApiRequest, ApiResponse]) -> None:
+        """Send what a flow yields until it ends (a flow may also end without a request)."""
+        try:
+            try:
+                outgoing = await flow.__anext__()
+            except StopAsyncIteration:
+                return
+            while True:
+                response = await self._send(outgoing)
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    return
         finally:
             await flow.aclose()
 

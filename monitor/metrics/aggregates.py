@@ -54,7 +54,10 @@ class _RecordsByState(Collector):
 
     def collect(self) -> Iterable[Metric]:
         fam = GaugeMetricFamily(
-            "stage_monitor_records", "Watched records by state.", labels=["state"]
+            "stage_monitor_records",
+            "Watched records whose series are exported (active, or finished within "
+            "MONITOR_RETENTION), by state.",
+            labels=["state"],
         )
         counts = self._counts()
         for state in RecordState:
@@ -77,6 +80,25 @@ class _Gate(Collector):
             "stage_monitor_throttle_pauses",
             "Times the API said too many requests and every request was paused.",
             value=self._gate.pauses,
+        )
+
+
+class _History(Collector):
+    def __init__(self, retired: Callable[[], int], state_bytes: Callable[[], int]) -> None:
+        self._retired = retired
+        self._state_bytes = state_bytes
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "stage_monitor_retired_records",
+            "Tombstones: records retired after MONITOR_RETENTION and not yet forgotten "
+            "(MONITOR_FORGET_AFTER); their ids are not watched again.",
+            value=self._retired(),
+        )
+        yield GaugeMetricFamily(
+            "stage_monitor_state_file_bytes",
+            "Size of the state file and its write-ahead log (0 for :memory:).",
+            value=self._state_bytes(),
         )
 
 
@@ -170,6 +192,10 @@ class MonitorMetrics:
     def watch_gate(self, gate: GateState) -> None:
         """Export the rate gate's current rate and pauses, read at scrape time."""
         self.registry.register(_Gate(gate))
+
+    def watch_history(self, retired: Callable[[], int], state_bytes: Callable[[], int]) -> None:
+        """Export the number of tombstones and the state file's size, read at scrape time."""
+        self.registry.register(_History(retired, state_bytes))
 
     def watch_record_states(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
         """Export `stage_monitor_records{state}` from a function called at scrape time."""

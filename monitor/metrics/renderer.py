@@ -1,15 +1,16 @@
 """Per-record metric families, built at scrape time from the watchlist's snapshots.
 
-Nothing here is a long-lived labelled gauge: a record that retires (finished
-more than MONITOR_RETENTION seconds ago) or is removed simply is not rendered.
-Each record's lines are rendered once per change of its snapshot and cached,
-so a scrape is mostly string joins.
+Nothing here is a long-lived labelled gauge: a record whose retention ended
+(finished more than MONITOR_RETENTION seconds ago) or that was removed simply is
+not rendered. Each record's lines are rendered once per change of its snapshot
+and cached here, keyed by record id and version, so a scrape is mostly joins.
+The watchlist tells the collector when a record leaves (`forget`), and its
+entry goes; a scrape never changes a record.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as om_exposition
@@ -112,30 +113,34 @@ def render_record_cached(
     return (*families, f"codearts_build_record_complete{{{rid}}} {complete}\n"), (rid, cache)
 
 
-class RecordCollector:
-    """Renders the per-record families of every visible record of a watchlist."""
+# A record's cached lines: (version they were rendered at, one bytes per family,
+# the stage cache to reuse for its next rendering).
+CacheEntry = tuple[int, tuple[bytes, ...], tuple[str, StageCache]]
 
-    def __init__(
-        self, watchlist: Watchlist, retention: float, clock: Callable[[], float] = time.time
-    ) -> None:
+
+class RecordCollector:
+    """Renders the per-record families of every exported record of a watchlist."""
+
+    def __init__(self, watchlist: Watchlist) -> None:
         self._watchlist = watchlist
-        self._retention = retention
-        self._clock = clock
+        self._cache: dict[str, CacheEntry] = {}
+        self.renders = 0  # records rendered (cache misses), for tests and benchmarks
+
+    def forget(self, record_id: str) -> None:
+        """Drop a record's cached lines (the watchlist calls it when the record leaves)."""
+        self._cache.pop(record_id, None)
+
+    def cached(self, record_id: str) -> CacheEntry | None:
+        return self._cache.get(record_id)
 
     def visible(self) -> Iterable[WatchedRecord]:
-        """Records whose series are exported: active ones, and finished ones within retention."""
-        cutoff = self._clock() - self._retention
-        for rec in self._watchlist.records.values():
+        """Records whose series are exported and that have something to show."""
+        for rec in self._watchlist.exported():
             if rec.state is RecordState.ACTIVE:
                 if rec.snapshot is not None:
                     yield rec
-            elif rec.state is RecordState.ERROR:
-                continue
-            elif rec.finished_at is not None and rec.finished_at >= cutoff:
+            elif rec.state is not RecordState.ERROR:
                 yield rec
-            elif rec.snapshot is not None:
-                rec.snapshot = None  # retired: free the memory, keep the record
-                rec.render_cache = None
 
     def render_parts(self) -> list[bytes]:
         """The per-record families as byte strings to join, in output order.
@@ -145,12 +150,14 @@ class RecordCollector:
         large buffer, not three (join, concatenate, encode).
         """
         blocks: list[tuple[bytes, ...]] = []
+        store = self._cache
         for rec in self.visible():
-            cache = rec.render_cache  # (version, family bytes, stage cache)
+            cache = store.get(rec.record_id)
             if cache is None or cache[0] != rec.version:
                 families, stages = render_record_cached(rec, cache[2] if cache else None)
                 cache = (rec.version, tuple(f.encode("utf-8") for f in families), stages)
-                rec.render_cache = cache
+                store[rec.record_id] = cache
+                self.renders += 1
             blocks.append(cache[1])
         parts: list[bytes] = []
         for i, head in enumerate(_FAMILY_HEADS):

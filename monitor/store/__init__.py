@@ -1,6 +1,6 @@
 """Durable state behind one narrow interface: what is watched and what was counted."""
 
-from monitor.store.base import StateStore, StoredRecord, StoreError
+from monitor.store.base import StateStore, StoredRecord, StoreError, Tombstone
 from monitor.store.memory import MemoryStore
 from monitor.store.sqlite import MEMORY, SqliteStore
 
@@ -10,4 +10,12 @@ def store_for(path: str) -> StateStore:
     return MemoryStore() if path == MEMORY else SqliteStore(path)
 
 
-__all__ = ["MemoryStore", "SqliteStore", "StateStore", "StoreError", "StoredRecord", "store_for"]
+__all__ = [
+    "MemoryStore",
+    "SqliteStore",
+    "StateStore",
+    "StoreError",
+    "StoredRecord",
+    "Tombstone",
+    "store_for",
+]

@@ -5,6 +5,13 @@ snapshot seen (each stage's last status) and which finished stages were
 counted. That is exactly what a restart needs to resume without logging a
 transition twice or counting a stage twice. Counters themselves are not
 stored: Prometheus expects them to restart at zero with the process.
+
+A finished record keeps that full state only while its series are exported
+(MONITOR_RETENTION). Then it is retired: its row is replaced by a tombstone
+(id, final state, result, finished_at, source), in one atomic step, so the id
+is not given a second life. Tombstones are forgotten MONITOR_FORGET_AFTER after
+the record finished. Both keep the store's size bounded by the horizon, not by
+every build ever seen.
 """
 
 from __future__ import annotations
@@ -31,6 +38,22 @@ class StoredRecord:
     counted: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of a retired record: enough to answer for it, nothing to export."""
+
+    record_id: str
+    state: RecordState
+    result: str | None
+    finished_at: float  # unix seconds; the record is forgotten MONITOR_FORGET_AFTER later
+    source: str
+
+    @classmethod
+    def of(cls, record: StoredRecord) -> Tombstone:
+        assert record.finished_at is not None, "only finished records retire"
+        return cls(record.record_id, record.state, record.result, record.finished_at, record.source)
+
+
 class StoreError(Exception):
     """The store cannot be read or written. The message says where and what to do."""
 
@@ -39,7 +62,11 @@ class StateStore(Protocol):
     """Where watched records live between restarts. Every write is atomic per call."""
 
     async def load(self) -> list[StoredRecord]:
-        """Every stored record."""
+        """Every stored record (active and retained ones; not the tombstones)."""
+        ...
+
+    async def load_tombstones(self) -> list[Tombstone]:
+        """Every tombstone, oldest finished_at first."""
         ...
 
     async def save(self, record: StoredRecord) -> None:
@@ -48,6 +75,23 @@ class StateStore(Protocol):
 
     async def delete(self, record_id: str) -> None:
         """Forget one record; no error if it is unknown."""
+        ...
+
+    async def retire(self, tombstones: list[Tombstone]) -> None:
+        """Replace each record by its tombstone, all in one atomic step; raises StoreError."""
+        ...
+
+    async def forget(self, finished_before: float, limit: int) -> list[str]:
+        """Delete up to `limit` tombstones that finished before the given time (oldest
+        first) and return their ids; a caller repeats until fewer than `limit` come back."""
+        ...
+
+    async def compact(self) -> None:
+        """Give the space of forgotten rows back for reuse (no-op where nothing is kept)."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes the store takes on disk (0 when it keeps nothing there)."""
         ...
 
     async def close(self) -> None:

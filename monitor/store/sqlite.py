@@ -3,7 +3,11 @@
 One row per watched record holds its state, labels and source, the last
 snapshot seen (every stage's last status and values, as JSON) and the keys of
 the stages already counted as finished. Each `save` is one statement, hence one
-transaction, and is skipped when the row would not change.
+transaction, and is skipped when the row would not change. A retired record's
+row moves to the narrow `tombstones` table (indexed on finished_at, so pruning
+reads only what it deletes) in one transaction. New files use
+`auto_vacuum=INCREMENTAL` and `compact` runs an incremental vacuum, so pages of
+forgotten rows are reused or given back instead of the file growing with churn.
 
 Calls run in a worker thread (sqlite3 blocks), one at a time and in the order
 they were made, so a `delete` is never overtaken by an earlier `save`.
@@ -20,21 +24,23 @@ call (the daemon's `load` at start-up).
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
-from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
-from monitor.store.base import StoredRecord, StoreError
+from monitor.domain import RecordState
+from monitor.store.base import StoredRecord, StoreError, Tombstone
+from monitor.store.rows import Row, decode, encode
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 2000
+_AUTO_VACUUM_INCREMENTAL = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -50,7 +56,22 @@ CREATE TABLE IF NOT EXISTS records (
     counted     TEXT NOT NULL,  -- JSON array: stage keys already counted as finished
     snapshot    TEXT            -- JSON: fetched_at and every stage as last seen
 );
+CREATE TABLE IF NOT EXISTS tombstones (
+    record_id   TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    result      TEXT,
+    finished_at REAL NOT NULL,  -- unix seconds
+    source      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_finished_at ON tombstones (finished_at);
 """
+_RETIRE = (
+    "INSERT OR REPLACE INTO tombstones (record_id, state, result, finished_at, source) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_SELECT_TOMBSTONES = (
+    "SELECT record_id, state, result, finished_at, source FROM tombstones ORDER BY finished_at"
+)
 _UPSERT = (
     "INSERT OR REPLACE INTO records (record_id, state, source, labels, added_at, finished_at, "
     "result, error, counted, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -59,10 +80,8 @@ _SELECT = (
     "SELECT record_id, state, source, labels, added_at, finished_at, result, error, counted, "
     "snapshot FROM records ORDER BY added_at, record_id"
 )
-_STAGE_FIELDS = StageSnapshot.__slots__
 __all__ = ["MEMORY", "SqliteStore", "StoreError", "decode", "encode"]
 
-Row = tuple[Any, ...]
 T = TypeVar("T")
 
 
@@ -104,6 +123,67 @@ class SqliteStore:
         )
         del self._rows[record_id]
         self.writes += 1
+
+    async def load_tombstones(self) -> list[Tombstone]:
+        rows = await self._call(lambda conn: conn.execute(_SELECT_TOMBSTONES).fetchall())
+        try:
+            return [
+                Tombstone(str(r[0]), RecordState(r[1]), r[2], float(r[3]), str(r[4])) for r in rows
+            ]
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"state file {self.path}: a tombstone cannot be read ({exc}); "
+                "the file is damaged or was written by other software"
+            ) from None
+
+    async def retire(self, tombstones: list[Tombstone]) -> None:
+        if not tombstones:
+            return
+        ids = [(t.record_id,) for t in tombstones]
+        rows = [(t.record_id, t.state.value, t.result, t.finished_at, t.source) for t in tombstones]
+
+        def retire(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany("DELETE FROM records WHERE record_id = ?", ids)
+                conn.executemany(_RETIRE, rows)
+
+        await self._call(retire)
+        for t in tombstones:
+            self._rows.pop(t.record_id, None)
+        self.writes += 1
+
+    async def forget(self, finished_before: float, limit: int) -> list[str]:
+        def forget(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn):
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT record_id FROM tombstones WHERE finished_at < ? "
+                        "ORDER BY finished_at LIMIT ?",
+                        (finished_before, limit),
+                    )
+                ]
+                conn.executemany("DELETE FROM tombstones WHERE record_id = ?", [(i,) for i in ids])
+            return ids
+
+        ids = await self._call(forget)
+        if ids:
+            self.writes += 1
+        return ids
+
+    async def compact(self) -> None:
+        # Frees pages a little at a time inside the file, then lets the WAL shrink back.
+        await self._call(lambda conn: conn.execute("PRAGMA incremental_vacuum").fetchall())
+        await self._call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+
+    def size_bytes(self) -> int:
+        if self.path == MEMORY:
+            return 0
+        total = 0
+        for suffix in ("", "-wal"):
+            with suppress(OSError):
+                total += Path(self.path + suffix).stat().st_size
+        return total
 
     async def close(self) -> None:
         if self._conn is None:
@@ -175,9 +255,23 @@ class SqliteStore:
             ) from None
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _prepare(conn: sqlite3.Connection) -> None:
     """Set the file up and prove it is ours, readable and writable."""
     conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    # Takes effect only while the file has no tables (a new file); older files are
+    # switched over by _migrate, once.
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() not in ("wal", "memory"):
@@ -195,21 +289,31 @@ def _prepare(conn: sqlite3.Connection) -> None:
                 "is a SQLite database of something else (no schema_version table); "
                 "point MONITOR_STATE_PATH at a new file"
             )
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
-        if not versions:
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        elif versions != [SCHEMA_VERSION]:
+        versions = (
+            [r[0] for r in conn.execute("SELECT version FROM schema_version")] if tables else []
+        )
+        if versions not in ([], [1], [SCHEMA_VERSION]):
             raise StoreError(
                 f"has schema version {versions}, this monitor knows {SCHEMA_VERSION}: "
                 "it was written by another version; upgrade, or point MONITOR_STATE_PATH elsewhere"
             )
+        # Version 1 had no tombstones table: creating it (IF NOT EXISTS) is the migration.
+        # Its finished rows are retired by the watchlist when it restores them.
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        if not versions:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif versions != [SCHEMA_VERSION]:
+            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != _AUTO_VACUUM_INCREMENTAL:
+        # A file from before auto_vacuum was set: VACUUM rewrites it once with the setting.
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("VACUUM")
 
 
 def _close(conn: sqlite3.Connection) -> None:
@@ -230,58 +334,3 @@ def _describe(exc: sqlite3.Error) -> str:
     if "unable to open" in text:
         return f"cannot be opened ({text}); check the path and its permissions"
     return text
-
-
-# --- rows <-> records (plain functions, so they are easy to test) --------------------------
-
-
-def encode(record: StoredRecord) -> Row:
-    """The row that stores `record`."""
-    snapshot = None
-    if record.snapshot is not None:
-        snapshot = json.dumps(
-            {
-                "fetched_at": record.snapshot.fetched_at,
-                "stages": [
-                    {f: getattr(s, f) for f in _STAGE_FIELDS} for s in record.snapshot.stages
-                ],
-            },
-            separators=(",", ":"),
-        )
-    return (
-        record.record_id,
-        record.state.value,
-        record.source,
-        json.dumps(record.labels, sort_keys=True, separators=(",", ":")),
-        record.added_at,
-        record.finished_at,
-        record.result,
-        record.error,
-        json.dumps(sorted(record.counted), separators=(",", ":")),
-        snapshot,
-    )
-
-
-def decode(row: Row) -> StoredRecord:
-    """The record a row stores; raises ValueError/TypeError/KeyError on a damaged row."""
-    (record_id, state, source, labels, added_at, finished_at, result, error, counted, snap) = row
-    labels_d = json.loads(labels)
-    if not isinstance(labels_d, dict):
-        raise ValueError("labels is not an object")
-    snapshot = None
-    if snap is not None:
-        data = json.loads(snap)
-        stages = tuple(StageSnapshot(**{f: s[f] for f in _STAGE_FIELDS}) for s in data["stages"])
-        snapshot = RecordSnapshot(record_id, stages, float(data["fetched_at"]))
-    return StoredRecord(
-        record_id=str(record_id),
-        state=RecordState(state),
-        labels={str(k): str(v) for k, v in labels_d.items()},
-        source=str(source),
-        added_at=float(added_at),
-        finished_at=None if finished_at is None else float(finished_at),
-        result=result,
-        error=error,
-        snapshot=snapshot,
-        counted=frozenset(str(k) for k in json.loads(counted)),
-    )

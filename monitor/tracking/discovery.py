@@ -3,8 +3,11 @@
 Each round lists the most recent builds of every job (see monitor/codearts/jobs.py
 for which API and why) and adds those that are neither finished nor seen before,
 labelled `job_id` and `job_name`. Builds already finished when first seen are
-history: they are never added, and neither is a build seen in an earlier round
-(so a record someone deleted through the admin API stays deleted).
+history: they are never added, and neither is a build the watchlist knows: a
+watched one, or a retired one whose tombstone is still kept (so a finished build
+still on the list is not given a second life). What discovery itself remembers
+is only the last page of each job (so a record someone deleted through the
+admin API while it runs stays deleted): its memory does not grow with history.
 
 Requests go through the daemon's one API client, so they share its rate budget.
 """
@@ -61,7 +64,7 @@ class Discovery:
         self._terminal = terminal_statuses
         self._page_size = page_size
         self._info: dict[str, JobInfo] = {}
-        self._seen: dict[str, set[str]] = {}
+        self._seen: dict[str, set[str]] = {}  # job id -> the ids of its last listed page
         self.rounds_started = 0
         self.rounds_completed = 0
         self._round_done = anyio.Event()
@@ -109,7 +112,7 @@ class Discovery:
         added = []
         for build in builds:
             rid = build.record_id
-            if rid in seen or rid in self._watchlist.records or build.status in self._terminal:
+            if rid in seen or self._watchlist.known(rid) or build.status in self._terminal:
                 continue
             if not is_valid_record_id(rid):
                 self._log.warning("discovered_id_invalid", job_id=job_id, record_id=rid[:80])

@@ -5,22 +5,26 @@ what changed, logs it, then hands the events to its listeners (metrics, traces,
 the `watch` command). Persisting
 before emitting means a crash between the two loses at most one event rather
 than ever repeating one.
+
+A finished record stays in `records` for `retention`, then is retired to a
+tombstone in `tombstones`, forgotten `forget_after` after it finished (see
+tracking/history.py for when, and what a forgotten id added again means).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
 
 from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
 from monitor.domain import RecordSnapshot, RecordState
 from monitor.domain.ids import is_valid_record_id
 from monitor.logging import get_logger
-from monitor.store.base import StateStore, StoredRecord, StoreError
+from monitor.store.base import StateStore, StoredRecord, StoreError, Tombstone
 from monitor.tracking.tracker import (
     PollDone,
     RecordCompleted,
@@ -31,6 +35,9 @@ from monitor.tracking.tracker import (
 
 WatchlistEvent = Transition | StageFinished | RecordCompleted | PollDone
 Listener = Callable[[WatchlistEvent], None]
+# Rows per store transaction when retiring or forgetting: a long backlog is worked off
+# in steps, each a short hold of the store, so polls' writes get their turn in between.
+HOUSEKEEPING_BATCH = 500
 
 
 @dataclass(slots=True)
@@ -41,7 +48,6 @@ class WatchedRecord(StoredRecord):
     refusals: int = 0  # consecutive 404/403 answers
     polls: int = 0
     version: int = 0  # bumped whenever exported values change (render cache key)
-    render_cache: Any = field(default=None, repr=False, compare=False)
 
     def stored(self) -> StoredRecord:
         return StoredRecord(
@@ -67,9 +73,14 @@ class Watchlist:
         *,
         terminal_statuses: frozenset[str],
         refusal_confirmations: int = 3,
+        retention: float = 900.0,
+        forget_after: float = 604800.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.records: dict[str, WatchedRecord] = {}
+        self.records: dict[str, WatchedRecord] = {}  # active and retained records
+        self.tombstones: dict[str, Tombstone] = {}  # retired ones, until forgotten
+        self.retention = retention
+        self.forget_after = forget_after
         self._store = store
         self._terminal = terminal_statuses
         self._confirmations = refusal_confirmations
@@ -77,6 +88,7 @@ class Watchlist:
         self._log = get_logger("monitor.watchlist")
         self._changed = anyio.Event()
         self._added_listeners: list[Callable[[WatchedRecord], None]] = []
+        self._dropped_listeners: list[Callable[[str], None]] = []
         self._event_listeners: list[Listener] = []
 
     # --- subscriptions -----------------------------------------------------------------
@@ -84,6 +96,10 @@ class Watchlist:
     def on_added(self, callback: Callable[[WatchedRecord], None]) -> None:
         """Called for every record that becomes active (the scheduler listens)."""
         self._added_listeners.append(callback)
+
+    def on_dropped(self, callback: Callable[[str], None]) -> None:
+        """Called with the id of every record that leaves `records` (retired or removed)."""
+        self._dropped_listeners.append(callback)
 
     def on_event(self, callback: Listener) -> None:
         """Called for every event (transition, finished stage, completion, poll), after
@@ -102,23 +118,43 @@ class Watchlist:
     # --- membership --------------------------------------------------------------------
 
     async def restore(self) -> int:
-        """Load what the store kept; active records are handed to the scheduler."""
+        """Load what the store kept; active records are handed to the scheduler.
+
+        Records that finished longer than `retention` ago (left by a stop before their
+        retirement, or by a state file from before tombstones) are retired at once.
+        """
         loaded = await self._store.load()
+        for t in await self._store.load_tombstones():
+            self.tombstones[t.record_id] = t
         for stored in loaded:
             rec = WatchedRecord(**{f: getattr(stored, f) for f in StoredRecord.__slots__})
             self.records[rec.record_id] = rec
+        retired = await self.retire_due()
+        for rec in self.records.values():
             if rec.state is RecordState.ACTIVE:
                 for cb in self._added_listeners:
                     cb(rec)
-        if loaded:
-            self._log.info("state_restored", records=len(loaded))
+        if loaded or self.tombstones:
+            self._log.info(
+                "state_restored",
+                records=len(loaded),
+                retired=retired,
+                tombstones=len(self.tombstones),
+            )
         self._notify()
         return len(loaded)
 
     async def add(
         self, record_id: str, labels: Mapping[str, str] | None = None, source: str = "config"
-    ) -> tuple[WatchedRecord, bool]:
-        """Watch a record; returns it and whether it was new. Idempotent."""
+    ) -> tuple[WatchedRecord | Tombstone, bool]:
+        """Watch a record; returns it and whether it was new. Idempotent.
+
+        A retired id is not watched again: its tombstone is returned, and nothing is
+        logged, polled or counted.
+        """
+        tombstone = self.tombstones.get(record_id)
+        if tombstone is not None:
+            return tombstone, False
         existing = self.records.get(record_id)
         if existing is not None:
             if labels and dict(labels) != existing.labels:
@@ -170,14 +206,71 @@ class Watchlist:
             return False
         await self._store.delete(record_id)
         self._log.info("record_removed", record_id=record_id, source=rec.source, **_label_kv(rec))
+        for cb in self._dropped_listeners:
+            cb(record_id)
         self._notify()
         return True
 
-    def counts(self) -> dict[RecordState, int]:
-        out = dict.fromkeys(RecordState, 0)
+    def known(self, record_id: str) -> bool:
+        """True for a record watched, retained or retired (not yet forgotten)."""
+        return record_id in self.records or record_id in self.tombstones
+
+    def exported(self) -> Iterator[WatchedRecord]:
+        """Records whose series are exported: active ones, finished ones within retention."""
+        cutoff = self._clock() - self.retention
         for rec in self.records.values():
+            if rec.finished_at is None or rec.finished_at >= cutoff:
+                yield rec
+
+    def counts(self) -> dict[RecordState, int]:
+        """Exported records by state (what `stage_monitor_records` shows)."""
+        out = dict.fromkeys(RecordState, 0)
+        for rec in self.exported():
             out[rec.state] += 1
         return out
+
+    # --- history ----------------------------------------------------------------------
+
+    async def retire_due(self) -> int:
+        """Replace every record finished more than `retention` ago by its tombstone.
+
+        Store first, then memory: a crash in between leaves the full record, retired
+        again at the next start. Returns how many retired.
+        """
+        cutoff = self._clock() - self.retention
+        due = [
+            r for r in self.records.values() if r.finished_at is not None and r.finished_at < cutoff
+        ]
+        due.sort(key=lambda r: r.finished_at or 0.0)
+        retired = 0
+        for i in range(0, len(due), HOUSEKEEPING_BATCH):
+            recs = due[i : i + HOUSEKEEPING_BATCH]
+            batch = [Tombstone.of(rec) for rec in recs]
+            await self._store.retire(batch)
+            for rec, t in zip(recs, batch, strict=True):
+                if self.records.get(t.record_id) is rec:  # not removed meanwhile
+                    del self.records[t.record_id]
+                    self.tombstones[t.record_id] = t
+                    retired += 1
+                    for cb in self._dropped_listeners:
+                        cb(t.record_id)
+            await anyio.lowlevel.checkpoint()
+        if retired:
+            self._notify()
+        return retired
+
+    async def forget_due(self) -> int:
+        """Delete the tombstones of records finished more than `forget_after` ago."""
+        cutoff = self._clock() - self.forget_after
+        forgotten = 0
+        while True:
+            ids = await self._store.forget(cutoff, HOUSEKEEPING_BATCH)
+            for record_id in ids:
+                if self.tombstones.pop(record_id, None) is not None:
+                    forgotten += 1
+            if len(ids) < HOUSEKEEPING_BATCH:
+                break
+        return forgotten
 
     # --- poll results -----------------------------------------------------------------
 

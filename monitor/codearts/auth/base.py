@@ -9,7 +9,7 @@ authentication raises `AuthFailed` with a bounded reason.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from monitor.codearts.messages import ApiRequest, ApiResponse
 
@@ -25,4 +25,17 @@ class Auth(Protocol):
 
     def secrets(self) -> list[str]:
         """Secret values this scheme holds, so logging can redact them."""
+        ...
+
+
+@runtime_checkable
+class RefreshingAuth(Protocol):
+    """A scheme whose credential expires and is renewed ahead of time by a background task."""
+
+    def refresh_in(self) -> float:
+        """Seconds until the credential should be renewed (0: now)."""
+        ...
+
+    def refresh_flow(self) -> AsyncGenerator[ApiRequest, ApiResponse]:
+        """Renew now: yields the renewal request(s); raises AuthFailed if refused."""
         ...

@@ -1,8 +1,11 @@
 """IAM password tokens: fetched from `POST {iam}/v3/auth/tokens`, cached, refreshed early.
 
-One token serves every request. It is refreshed when a fixed share of its life
-is left, and when the gateway refuses it (APIGW.0301, "token expires"): the
-request is then retried once with the new token. However many polls find the
+One token serves every request. A background task (CodeArtsClient.keep_auth_fresh,
+started by the daemon) refreshes it when a fixed share of its life is left, so
+no poll waits for IAM and none is sent with a token past its end. A poll that
+finds the token stale (no refresher running) refreshes it itself, and so does
+one whose token the gateway refuses (APIGW.0301, "token expires"): the request
+is then retried once with the new token. However many polls find the
 token stale at once, exactly one of them asks IAM; the others wait for its
 answer. A refused password is not retried at once: IAM locks users after
 repeated failures, so retries back off.
@@ -151,6 +154,33 @@ class IamPasswordAuth:
                 self._failed(error, self._clock())
                 raise error
             refused = token
+
+    def refresh_in(self) -> float:
+        """Seconds until the background refresher should ask IAM (0: now)."""
+        now = self._clock()
+        due = now if self._token is None else self._token.refresh_at
+        return max(0.0, due - now, self._retry_at - now)
+
+    async def refresh_flow(self) -> AsyncGenerator[ApiRequest, ApiResponse]:
+        """Ask IAM for a new token now; the old one serves polls until the answer comes."""
+        if self._refreshing is not None:
+            await self._refreshing.wait()  # a poll is refreshing already: share its answer
+            return
+        done = anyio.Event()
+        self._refreshing = done
+        answered = False
+        try:
+            answer = yield self._token_request()
+            answered = True
+            self._take(answer, self._clock())
+        finally:
+            if not answered:
+                self._failed(
+                    AuthFailed(f"no answer from IAM at {self._iam_url}", reason="iam_unavailable"),
+                    self._clock(),
+                )
+            self._refreshing = None
+            done.set()
 
     def _still_valid(self, now: float, refused: str | None) -> str | None:
         tok = self._token

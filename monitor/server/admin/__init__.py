@@ -29,6 +29,7 @@ from monitor.domain.labels import (
     label_errors,
 )
 from monitor.logging import get_logger
+from monitor.store.base import Tombstone
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 PREFIX = "/api/v1"
@@ -191,7 +192,19 @@ def stage_summary(snapshot: RecordSnapshot | None, terminal: frozenset[str]) -> 
     }
 
 
-def record_json(rec: WatchedRecord, terminal: frozenset[str], *, detail: bool) -> dict[str, Any]:
+def record_json(
+    rec: WatchedRecord | Tombstone, terminal: frozenset[str], *, detail: bool
+) -> dict[str, Any]:
+    if isinstance(rec, Tombstone):
+        # A retired record: its final word only, no stages (they were not kept).
+        return {
+            "record_id": rec.record_id,
+            "state": rec.state.value,
+            "source": rec.source,
+            "finished_at": rec.finished_at,
+            "result": rec.result,
+            "retired": True,
+        }
     out: dict[str, Any] = {
         "record_id": rec.record_id,
         "state": rec.state.value,
@@ -410,7 +423,8 @@ class AdminApi:
 
     async def get_record(self, request: web.Request) -> web.Response:
         self._may_read(request)
-        rec = self._lookup(request)
+        tombstone = self._watchlist.tombstones.get(request.match_info["record_id"])
+        rec = tombstone if tombstone is not None else self._lookup(request)
         return web.json_response(record_json(rec, self._terminal, detail=True))
 
     async def add_record(self, request: web.Request) -> web.Response:
