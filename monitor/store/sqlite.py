@@ -269,9 +269,6 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 def _prepare(conn: sqlite3.Connection) -> None:
     """Set the file up and prove it is ours, readable and writable."""
     conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-    # Takes effect only while the file has no tables (a new file); older files are
-    # switched over by _migrate, once.
-    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() not in ("wal", "memory"):
@@ -281,6 +278,8 @@ def _prepare(conn: sqlite3.Connection) -> None:
     if [tuple(r) for r in check] != [("ok",)]:
         problems = "; ".join(str(r[0]) for r in check[:3])
         raise StoreError(f"is corrupt ({problems}); move it away to start afresh")
+    if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a new file: before its first table
     conn.execute("BEGIN IMMEDIATE")  # fails now, not later, if the file is read-only or in use
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -311,7 +310,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != _AUTO_VACUUM_INCREMENTAL:
-        # A file from before auto_vacuum was set: VACUUM rewrites it once with the setting.
+        # A file written before auto_vacuum was set: VACUUM rewrites it once with it.
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("VACUUM")
 
