@@ -8,7 +8,6 @@ and check which cached lines are the very same objects as before.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -37,7 +36,7 @@ def snapshot(record_id: str, running_ms: int, status: str = "RUNNING") -> Record
 
 
 @pytest.fixture
-def rendered(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[tuple[str, str]]]:
+def rendered(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
     """Counts every stage the renderer renders, by (record id, stage key)."""
     calls: Counter[tuple[str, str]] = Counter()
     real = renderer._stage_lines
@@ -48,7 +47,7 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[tuple[str, str
         return real(rid, s)
 
     monkeypatch.setattr(renderer, "_stage_lines", spy)
-    yield calls
+    return calls
 
 
 def scrape(collector: RecordCollector) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
