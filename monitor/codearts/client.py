@@ -189,9 +189,15 @@ class CodeArtsClient:
     async def _flow(self, request: ApiRequest) -> ApiResponse:
         flow = self._auth.auth_flow(request)
         try:
+            # Through the rate gate first, then let the flow pick its credential: a token
+            # chosen before a wait at the gate could expire while it waits.
+            if self._gate is not None:
+                await self._gate.acquire()
             outgoing = await flow.__anext__()
+            gated = True
             while True:
-                response = await self._send(outgoing)
+                response = await self._send(outgoing, gated=gated)
+                gated = False
                 try:
                     outgoing = await flow.asend(response)
                 except StopAsyncIteration:
@@ -234,8 +240,8 @@ class CodeArtsClient:
         finally:
             await flow.aclose()
 
-    async def _send(self, request: ApiRequest) -> ApiResponse:
-        if self._gate is not None:
+    async def _send(self, request: ApiRequest, *, gated: bool = False) -> ApiResponse:
+        if self._gate is not None and not gated:
             await self._gate.acquire()
         started = time.perf_counter()
         code = "error"

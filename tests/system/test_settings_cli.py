@@ -129,3 +129,19 @@ async def test_watch_exits_1_on_failure_and_2_on_bad_usage(sim: SimServer) -> No
     assert f"{failed.record_id} finished: FAILURE" in proc.stdout.decode()
     proc = await _watch(sim, "not-a-record")
     assert proc.returncode == 2 and b"not a record id" in proc.stderr
+
+
+def test_forget_after_shorter_than_retention_is_a_config_error() -> None:
+    proc = _cli(
+        "check-config",
+        env={
+            "MONITOR_AUTH_TOKEN": SECRET,
+            "MONITOR_RETENTION": "3600",
+            "MONITOR_FORGET_AFTER": "600",
+        },
+    )
+    assert proc.returncode == 2
+    assert "MONITOR_FORGET_AFTER (600 s) must be at least MONITOR_RETENTION (3600 s)" in proc.stderr
+    ok = _cli("check-config", env={"MONITOR_AUTH_TOKEN": SECRET, "MONITOR_RETENTION": "3600"})
+    assert ok.returncode == 0
+    assert '"forget_after": 604800.0' in ok.stdout
