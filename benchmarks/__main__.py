@@ -15,8 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,10 @@ from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency")
+CASES = ("cpu", "scale", "scrape", "latency", "history")
+# "The release before" in the history case: the commit the tombstones change branched
+# from, run from a `git archive` of it with the same interpreter (override: --baseline).
+HISTORY_BASELINE = "216d9f7"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class Plan:
     latency_rounds: int
     latency_step: float
     latency_scrape_period: float
+    history_first: int = 2000
+    history_second: int = 10000
+    history_baseline: bool = True  # also run the release before, side by side
 
     @classmethod
     def full(cls, runs: int) -> Plan:
@@ -95,6 +103,9 @@ class Plan:
             latency_rounds=2,
             latency_step=5.0,
             latency_scrape_period=0.01,
+            history_first=20,
+            history_second=50,
+            history_baseline=False,
         )
 
 
@@ -263,6 +274,56 @@ def case_latency(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _baseline_tree(commit: str, into: Path) -> Path:
+    """The release before, as files: `git archive` of its commit."""
+    archive = subprocess.run(  # noqa: S603
+        ["git", "archive", commit],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(  # noqa: S603
+        ["tar", "-x", "-C", str(into)],  # noqa: S607
+        input=archive.stdout,
+        check=True,
+    )
+    return into
+
+
+def case_history(plan: Plan, baseline: str = HISTORY_BASELINE) -> dict[str, Any]:
+    total = plan.history_first + plan.history_second
+    with (
+        simulator_process(records=total, finished=True) as sim,
+        tempfile.TemporaryDirectory(prefix="bench-baseline-") as old,
+        tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh,
+    ):
+        json.dump(sim.records, fh)
+        fh.close()
+        trees = ["--tree", f"ours={ROOT}"]
+        if plan.history_baseline:
+            trees += ["--tree", f"before={_baseline_tree(baseline, Path(old))}"]
+        try:
+            result = run_json(
+                "benchmarks.history",
+                "--url",
+                sim.url,
+                "--records-file",
+                fh.name,
+                "--first",
+                str(plan.history_first),
+                *trees,
+                timeout=1800,
+            )
+        finally:
+            os.unlink(fh.name)
+    return {
+        "first": plan.history_first,
+        "second": plan.history_second,
+        "baseline": baseline if plan.history_baseline else None,
+        "trees": result,
+    }
+
+
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -281,6 +342,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value * 100:.1f} %"
     if unit == "KB":
         return f"{value / 1e3:.0f} KB"
+    if unit == "B":
+        return f"{value:.0f} B"
     return f"{value:g}"
 
 
@@ -374,6 +437,32 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
             f"≤ {limit * 1000:.0f} ms",
             m["latency_p99_seconds"] <= limit,
         )
+    if "history" in results:
+        h = results["history"]
+        for name, label in (("ours", "ours"), ("before", f"release before ({h['baseline']})")):
+            t = h["trees"].get(name)
+            if t is None:
+                continue
+            first, second = t["first"], t["second"]
+            case = f"5 history, {label} ({h['first']} then +{h['second']} finished records)"
+            ours = name == "ours"
+            rss, state = t["rss_per_record_bytes"], t["state_per_record_bytes"]
+            row(case, "RSS growth per record", rss, "B", "≤ 600 B" if ours else "",
+                rss <= 600 if ours else None)  # fmt: skip
+            row(case, "state-file growth per record", state, "B", "≤ 400 B" if ours else "",
+                state <= 400 if ours else None)  # fmt: skip
+            s1, s2 = first["scrape_seconds"], second["scrape_seconds"]
+            row(case, f"scrape, no active record, after {h['first']}", s1, "ms")
+            limit = 1.5 * s1 + 0.003
+            row(case, f"scrape, after {h['first'] + h['second']}", s2, "ms",
+                "≤ 1.5x (+3 ms)" if ours else "", s2 <= limit if ours else None)  # fmt: skip
+            r1, r2 = first["restart_seconds"], second["restart_seconds"]
+            row(case, f"restart to /readyz, after {h['first']}", r1, "ms", "≤ 5 s" if ours else "",
+                r1 <= 5 if ours else None)  # fmt: skip
+            row(case, f"restart to /readyz, after {h['first'] + h['second']}", r2, "ms",
+                "≤ 5 s" if ours else "", r2 <= 5 if ours else None)  # fmt: skip
+            row(case, "restart ratio (after / before the 10,000)", t["restart_ratio"], "x",
+                "≤ 1.5" if ours else "", t["restart_ratio"] <= 1.5 if ours else None)  # fmt: skip
     return rows
 
 
@@ -416,17 +505,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3, help="repeated runs per case (median reported)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
     p.add_argument("--only", default=",".join(CASES), help=f"comma-separated: {','.join(CASES)}")
+    p.add_argument(
+        "--baseline",
+        default=HISTORY_BASELINE,
+        help="commit of the release before, for the history case",
+    )
     args = p.parse_args(argv)
     plan = Plan.smoke() if args.smoke else Plan.full(args.runs)
     wanted = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = set(wanted) - set(CASES)
     if unknown:
         p.error(f"unknown case(s): {', '.join(sorted(unknown))}")
-    runners = {
+    runners: dict[str, Callable[[Plan], dict[str, Any]]] = {
         "cpu": case_cpu,
         "scale": case_scale,
         "scrape": case_scrape,
         "latency": case_latency,
+        "history": partial(case_history, baseline=args.baseline),
     }
     results: dict[str, Any] = {}
     started = time.monotonic()

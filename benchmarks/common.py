@@ -117,6 +117,7 @@ def simulator_process(
     duration_scale: float = 20.0,
     seed: int = 1,
     accept_any_auth: bool = False,
+    finished: bool = False,
 ) -> Iterator[SimProcess]:
     """The simulator in a process of its own, serving `records` builds that are under way."""
     args = [
@@ -134,6 +135,8 @@ def simulator_process(
     ]
     if accept_any_auth:
         args.append("--accept-any-auth")
+    if finished:
+        args.append("--finished")
     proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
         args,
         stdin=subprocess.PIPE,

@@ -26,9 +26,11 @@ async def _main(args: argparse.Namespace) -> None:
     )
     sim.requests = sim.requests.__class__(maxlen=1)  # the log is not read here; keep it small
     rng = random.Random(args.seed)
+    # --finished: builds long over (the history case adds records that are done).
+    ago = 1e6 if args.finished else 5 * args.duration_scale
     ids = [
         sim.new_build(
-            started_ago=rng.uniform(0, 5 * args.duration_scale),
+            started_ago=rng.uniform(0.999, 1.0) * ago if args.finished else rng.uniform(0, ago),
             duration_scale=args.duration_scale,
             fate="SUCCESS",
         ).record_id
@@ -50,6 +52,7 @@ def main() -> None:
     p.add_argument("--duration-scale", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--accept-any-auth", action="store_true")
+    p.add_argument("--finished", action="store_true", help="every build is over")
     anyio.run(_main, p.parse_args())
 
 
