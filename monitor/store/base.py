@@ -16,6 +16,7 @@ every build ever seen.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,7 +52,11 @@ class Tombstone:
     @classmethod
     def of(cls, record: StoredRecord) -> Tombstone:
         assert record.finished_at is not None, "only finished records retire"
-        return cls(record.record_id, record.state, record.result, record.finished_at, record.source)
+        # Interned: a few distinct results and sources, kept once each, not once per record.
+        result = None if record.result is None else sys.intern(record.result)
+        return cls(
+            record.record_id, record.state, result, record.finished_at, sys.intern(record.source)
+        )
 
 
 class StoreError(Exception):

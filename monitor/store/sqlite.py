@@ -25,6 +25,7 @@ call (the daemon's `load` at start-up).
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -128,7 +129,14 @@ class SqliteStore:
         rows = await self._call(lambda conn: conn.execute(_SELECT_TOMBSTONES).fetchall())
         try:
             return [
-                Tombstone(str(r[0]), RecordState(r[1]), r[2], float(r[3]), str(r[4])) for r in rows
+                Tombstone(
+                    str(r[0]),
+                    RecordState(r[1]),
+                    None if r[2] is None else sys.intern(r[2]),
+                    float(r[3]),
+                    sys.intern(r[4]),
+                )
+                for r in rows
             ]
         except (ValueError, TypeError) as exc:
             raise StoreError(

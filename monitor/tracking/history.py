@@ -48,7 +48,9 @@ class Housekeeper:
         """One pass: (records retired, tombstones forgotten)."""
         retired = await self._watchlist.retire_due()
         forgotten = await self._watchlist.forget_due()
-        if forgotten:
+        if retired or forgotten:
+            # Rows went: give their pages back and fold the write-ahead log into the file,
+            # so neither grows with the records that passed through.
             await self._compact()
         self.passes += 1
         if retired or forgotten:
