@@ -23,6 +23,9 @@ from monitor.server.admin import add_admin_routes
 from monitor.server.http import Health, build_app, start_site
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
+from monitor.store.outbox import outbox_for
+from monitor.traces.config import parse_headers, traces_url
+from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
@@ -60,6 +63,7 @@ class Daemon:
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
+        self.traces = self._trace_exporter(clock)
         self.metrics.watch_record_states(self.watchlist.counts)
         self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
         self.scheduler = Scheduler(
@@ -93,6 +97,33 @@ class Daemon:
         self._stop_requested = False
         self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.app")
+
+    def _trace_exporter(self, clock: Callable[[], float]) -> TraceExporter | None:
+        """The OTLP exporter, a listener beside metrics; None unless an endpoint is set."""
+        s = self.settings
+        url = traces_url(
+            s.otlp_endpoint, s.otel_exporter_otlp_traces_endpoint, s.otel_exporter_otlp_endpoint
+        )
+        if url is None:
+            return None
+        headers = s.otel_exporter_otlp_headers
+        exporter = TraceExporter(
+            self.watchlist,
+            outbox_for(self.store),
+            self.metrics,
+            url=url,
+            headers=parse_headers(headers.get_secret_value()) if headers else {},
+            service_name=s.otel_service_name,
+            scope_version=__version__,
+            queue_size=s.otlp_queue_size,
+            retry_for=s.otlp_retry_for,
+            backoff_max=s.otlp_backoff_max,
+            timeout=s.otlp_timeout,
+            clock=clock,
+        )
+        self.watchlist.on_completing(exporter.remember)
+        self.watchlist.on_event(exporter.on_event)
+        return exporter
 
     @property
     def stopping(self) -> bool:
@@ -142,6 +173,8 @@ class Daemon:
             self._stop_event.set()
         try:
             await self.watchlist.restore()
+            if self.traces is not None:  # before reconcile may forget a record still owed
+                await self.traces.resume()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
@@ -169,11 +202,14 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
+                traces=self.traces.url if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
                 state_path=s.state_path,
             )
             async with anyio.create_task_group() as tg:
+                if self.traces is not None:
+                    await tg.start(self.traces.run)
                 await tg.start(self.scheduler.run)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
