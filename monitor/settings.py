@@ -345,7 +345,10 @@ class Settings(BaseSettings):
                 out.append(secret.get_secret_value())
         if self.otel_exporter_otlp_headers is not None:
             out.append(self.otel_exporter_otlp_headers.get_secret_value())
-            out.extend(parse_headers(self.otel_exporter_otlp_headers.get_secret_value()).values())
+            for header in parse_headers(
+                self.otel_exporter_otlp_headers.get_secret_value()
+            ).values():
+                out.extend([header, *header.split()[1:]])  # "Bearer X": X alone is secret too
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:
