@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -220,3 +223,31 @@ def view(spans: list[Span]) -> list[SpanView]:
         ),
         key=repr,
     )
+
+
+@contextmanager
+def receiver_thread(receiver: OtlpReceiver) -> Iterator[OtlpReceiver]:
+    """The receiver on its own event loop in a thread, for tests that drive subprocesses."""
+    started = threading.Event()
+    stop: list[Callable[[], None]] = []
+
+    async def serve() -> None:
+        await receiver.start()
+        done = anyio.Event()
+        token = anyio.lowlevel.current_token()
+        stop.append(lambda: anyio.from_thread.run_sync(done.set, token=token))
+        started.set()
+        try:
+            await done.wait()
+        finally:
+            await receiver.stop()
+
+    thread = threading.Thread(target=anyio.run, args=(serve,), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("the OTLP receiver did not start")
+    try:
+        yield receiver
+    finally:
+        stop[0]()
+        thread.join(10)
