@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import latency
+from benchmarks import latency, traces
 from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency")
+CASES = ("cpu", "scale", "scrape", "latency", "traces")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ class Plan:
     latency_rounds: int
     latency_step: float
     latency_scrape_period: float
+    traces_records: int = 200
+    traces_speed: float = 100.0  # simulated seconds per real second
+    traces_interval: float = 0.15  # real seconds: 15 s of a real build at that speed
 
     @classmethod
     def full(cls, runs: int) -> Plan:
@@ -95,6 +98,9 @@ class Plan:
             latency_rounds=2,
             latency_step=5.0,
             latency_scrape_period=0.01,
+            traces_records=20,
+            traces_speed=1000.0,
+            traces_interval=0.015,
         )
 
 
@@ -240,6 +246,36 @@ def case_scrape(plan: Plan) -> dict[str, Any]:
     return result
 
 
+def case_traces(plan: Plan) -> dict[str, Any]:
+    runs = []
+    for i in range(plan.runs):
+        with (
+            simulator_process(records=0, speed=plan.traces_speed, seed=i + 1) as sim,
+            traces.receiver_process() as receiver,
+        ):
+            runs.append(
+                run_json(
+                    "benchmarks.traces",
+                    "--url",
+                    sim.url,
+                    "--receiver",
+                    receiver,
+                    "--builds",
+                    str(plan.traces_records),
+                    "--interval",
+                    str(plan.traces_interval),
+                )
+            )
+    keys = ("poll_cpu_per_build_us", "export_cpu_per_build_us", "export_over_poll")
+    return {
+        "records": plan.traces_records,
+        "speed": plan.traces_speed,
+        "interval_seconds": plan.traces_interval,
+        "runs": runs,
+        "median": {k: median_of_runs(runs, k) for k in (*keys, "polls_per_build")},
+    }
+
+
 def case_latency(plan: Plan) -> dict[str, Any]:
     runs = [
         latency.run_once(
@@ -374,6 +410,18 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
             f"≤ {limit * 1000:.0f} ms",
             m["latency_p99_seconds"] <= limit,
         )
+    if "traces" in results:
+        m = results["traces"]["median"]
+        t = results["traces"]
+        case = (
+            f"5 traces ({t['records']} builds, polled every "
+            f"{t['interval_seconds'] * t['speed']:g} s to completion)"
+        )
+        row(case, "polling, CPU per build", m["poll_cpu_per_build_us"], "us")
+        row(case, "trace export, CPU per build", m["export_cpu_per_build_us"], "us")
+        row(case, "polls per build", round(m["polls_per_build"], 1), "")
+        ratio = m["export_over_poll"]
+        row(case, "export / polling", ratio, "%", "< 10 %", ratio < 0.10)
     return rows
 
 
@@ -427,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": case_scale,
         "scrape": case_scrape,
         "latency": case_latency,
+        "traces": case_traces,
     }
     results: dict[str, Any] = {}
     started = time.monotonic()
