@@ -9,7 +9,9 @@ One process, two legs measured side by side on the same builds:
 - `export`: the trace exporter (the daemon's own, with its outbox) is handed the same
   completed builds, as their completion events, and delivers them to a loopback
   OTLP/HTTP receiver in another process. Charged: this process's CPU from the first
-  event until the receiver accepted the last trace.
+  event until the receiver accepted the last trace. Twice: all events at once (the
+  exporter batches them, its best case) and one at a time, each waiting for the
+  previous delivery (a request per build: builds that complete apart, its worst case).
 
 Usage (one measurement, prints one JSON line):
     python -m benchmarks.traces --url URL --receiver URL --builds N --interval S
@@ -102,7 +104,36 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     completed = [r for r in wl.records.values() if r.state is RecordState.COMPLETE]
     polls = sum(r.polls for r in completed)
 
-    # --- leg 2: exporting the same builds' traces ---
+    # --- leg 2: exporting the same builds' traces, all at once (batched) ---
+    export_cpu, export_wall, delivered = await _export(args, wl, completed, one_by_one=False)
+    # --- leg 3: one at a time, as builds that complete apart: a request per build ---
+    single_cpu, single_wall, _ = await _export(args, wl, completed, one_by_one=True)
+    n = len(completed)
+    spans = sum(len(s) for s in [_spans(r) for r in completed])
+    return {
+        "builds": n,
+        "polls": polls,
+        "polls_per_build": polls / n,
+        "spans": spans,
+        "delivered": delivered,
+        "poll_cpu_seconds": poll_cpu,
+        "poll_wall_seconds": poll_wall,
+        "export_cpu_seconds": export_cpu,
+        "export_wall_seconds": export_wall,
+        "poll_cpu_per_build_us": poll_cpu / n * 1e6,
+        "export_cpu_per_build_us": export_cpu / n * 1e6,
+        "export_over_poll": export_cpu / poll_cpu,
+        "single_cpu_seconds": single_cpu,
+        "single_wall_seconds": single_wall,
+        "single_cpu_per_build_us": single_cpu / n * 1e6,
+        "single_over_poll": single_cpu / poll_cpu,
+    }
+
+
+async def _export(
+    args: argparse.Namespace, wl: Any, completed: list[Any], *, one_by_one: bool
+) -> tuple[float, float, int]:
+    """CPU and wall seconds to deliver every completed build's trace, and how many arrived."""
     count = _Count()
     exporter = TraceExporter(
         wl,
@@ -116,33 +147,20 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
         retry_for=3600.0,
         backoff_max=1.0,
     )
-    cpu1, t1 = process_cpu(), time.monotonic()
+    cpu0, t0 = process_cpu(), time.monotonic()
     async with anyio.create_task_group() as tg:
         await tg.start(exporter.run)
-        for rec in completed:
-            await exporter.remember(rec.record_id, rec.finished_at or 0.0)
-            exporter.on_event(RecordCompleted(rec.record_id, rec.result or "", None))
         with anyio.fail_after(args.timeout):
+            for i, rec in enumerate(completed):
+                await exporter.remember(rec.record_id, rec.finished_at or 0.0)
+                exporter.on_event(RecordCompleted(rec.record_id, rec.result or "", None))
+                while one_by_one and count.delivered + count.dropped <= i:
+                    await count.changed.wait()
             while count.delivered + count.dropped < len(completed):
                 await count.changed.wait()
-        export_cpu, export_wall = process_cpu() - cpu1, time.monotonic() - t1
+        cpu, wall = process_cpu() - cpu0, time.monotonic() - t0
         tg.cancel_scope.cancel()
-    n = len(completed)
-    spans = sum(len(s) for s in [_spans(r) for r in completed])
-    return {
-        "builds": n,
-        "polls": polls,
-        "polls_per_build": polls / n,
-        "spans": spans,
-        "delivered": count.delivered,
-        "poll_cpu_seconds": poll_cpu,
-        "poll_wall_seconds": poll_wall,
-        "export_cpu_seconds": export_cpu,
-        "export_wall_seconds": export_wall,
-        "poll_cpu_per_build_us": poll_cpu / n * 1e6,
-        "export_cpu_per_build_us": export_cpu / n * 1e6,
-        "export_over_poll": export_cpu / poll_cpu,
-    }
+    return cpu, wall, count.delivered
 
 
 def _spans(rec: Any) -> list[Any]:
