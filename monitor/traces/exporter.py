@@ -122,6 +122,10 @@ class TraceExporter:
     def queued_spans(self) -> int:
         return self._queued_spans
 
+    @property
+    def outbox(self) -> TraceOutbox:
+        return self._outbox
+
     # --- hooks the daemon wires to the watchlist --------------------------------------
 
     async def remember(self, record_id: str, completed_at: float) -> None:

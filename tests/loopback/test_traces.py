@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 
 import anyio
+import pytest
 
 from monitor.app import Daemon
 from monitor.domain import RecordState
@@ -14,6 +15,7 @@ from monitor.simulator.scenario import RecordPlan
 from tests.support.loopback import (
     SimServer,
     fetch,
+    log_events,
     log_stream,
     make_settings,
     running,
@@ -161,3 +163,35 @@ async def test_failing_receiver_every_trace_arrives_and_duplicates_are_identical
     assert statuses[503] and statuses[429] == 1
     # Retry-After was honoured: the next attempt came no sooner than it said.
     assert recv.received[1].at - recv.received[0].at >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("answer", "overrides", "reason"),
+    [
+        (Answer(400), {}, "HTTP 400"),  # refused for good: not retried
+        (Answer(503), {"otlp_retry_for": 0.3, "otlp_backoff_max": 0.05}, "retry_for_exceeded"),
+        (Answer(200), {"otlp_queue_size": 2}, "queue_full"),  # no build fits in 2 spans
+    ],
+)
+async def test_undeliverable_traces_are_dropped_counted_and_forgotten(
+    sim: SimServer,
+    log_stream: io.StringIO,
+    answer: Answer,
+    overrides: dict[str, float],
+    reason: str,
+) -> None:
+    plans = [sim.sim.new_build(started_ago=100_000, fate="SUCCESS") for _ in range(3)]
+    ids = [p.record_id for p in plans]
+    async with receiving(OtlpReceiver(policy=lambda n: answer)) as recv:
+        daemon = Daemon(make_settings(sim.url, ids, otlp_endpoint=recv.url, **overrides))
+        async with running(daemon):
+            await _all_complete(daemon, ids)
+            await _until_metric(daemon, "dropped", 3)
+            samples = await scrape(daemon)
+            outbox = daemon.traces.outbox if daemon.traces is not None else None
+            assert outbox is not None and await outbox.pending() == []
+    assert value(samples, "stage_monitor_traces_exported_total", outcome="delivered") == 0
+    assert value(samples, "stage_monitor_trace_queue_spans") == 0
+    dropped = log_events(log_stream, "trace_dropped")
+    assert sorted(e["record_id"] for e in dropped) == sorted(ids)
+    assert {e["reason"] for e in dropped} == {reason}
