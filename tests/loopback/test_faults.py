@@ -104,18 +104,17 @@ async def test_a_429_without_retry_after_pauses_everything_for_the_default_pause
     sim: SimServer, log_stream: io.StringIO
 ) -> None:
     s = sim.sim
-    s.faults.retry_after = None  # the simulator's 429 carries no Retry-After at all
     probe = s.new_build().record_id
-    s.faults.inject(Fault.THROTTLE, probe)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"{sim.url}/v1/record/{probe}/full-stages", headers={"X-Auth-Token": TOKEN}
-        ) as resp,
-    ):
-        assert resp.status == 429
-        assert "Retry-After" not in resp.headers
-        assert (await resp.json())["error_code"] == "APIGW.0308"
+    async with aiohttp.ClientSession() as session:
+        # From now on the simulator's 429s carry no Retry-After at all.
+        control = {"retry_after": None, "kind": "throttle", "record_id": probe}
+        async with session.post(f"{sim.url}/_sim/faults", json=control) as resp:
+            assert resp.status == 200
+        url = f"{sim.url}/v1/record/{probe}/full-stages"
+        async with session.get(url, headers={"X-Auth-Token": TOKEN}) as resp:
+            assert resp.status == 429
+            assert "Retry-After" not in resp.headers
+            assert (await resp.json())["error_code"] == "APIGW.0308"
 
     plans = [s.new_build(started_ago=-1_000_000) for _ in range(3)]  # polled all the time
     daemon = Daemon(
