@@ -36,6 +36,16 @@ def _integral_float(value: object) -> object:
     return value
 
 
+def _whole_number_text(value: object) -> object:
+    """A query's text read the way Python reads a whole number ("1.0" is not one)."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _not_reserved(value: str) -> str:
     if value in RESERVED_LABELS or value.startswith(RESERVED_PREFIX):
         raise ValueError("reserved label name")
@@ -140,9 +150,11 @@ class ListQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    limit: int = Field(
-        DEFAULT_PAGE, ge=1, le=MAX_PAGE, description=f"Records per page (default {DEFAULT_PAGE})."
-    )
+    limit: Annotated[
+        int,
+        Field(strict=True, ge=1, le=MAX_PAGE),
+        BeforeValidator(_whole_number_text),
+    ] = Field(DEFAULT_PAGE, description=f"Records per page (default {DEFAULT_PAGE}).")
     cursor: RecordId | None = Field(None, description="The next_cursor of the previous page.")
     state: RecordState | None = None
 
