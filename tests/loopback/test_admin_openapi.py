@@ -18,7 +18,13 @@ from pydantic import SecretStr
 
 from monitor.app import Daemon
 from monitor.domain.ids import JOB_ID_RE, RECORD_ID_RE
-from monitor.domain.labels import LABEL_NAME_RE, MAX_LABEL_VALUE, MAX_LABELS, RESERVED_LABELS
+from monitor.domain.labels import (
+    LABEL_NAME_RE,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    RESERVED_LABELS,
+    RESERVED_PREFIX,
+)
 from tests.support.loopback import SimServer, make_settings, running
 
 ADMIN = "openapi-admin-token-Mf7qP2zL9w"
@@ -71,7 +77,7 @@ async def test_the_document_states_the_domain_rules(sim: SimServer) -> None:
         assert labels["additionalProperties"]["maxLength"] == MAX_LABEL_VALUE
         assert labels["propertyNames"]["pattern"] == LABEL_NAME_RE.pattern
         reserved = labels["propertyNames"]["not"]["anyOf"]
-        assert reserved[0]["enum"] == sorted(RESERVED_LABELS)
+        assert reserved == [{"enum": sorted(RESERVED_LABELS)}, {"pattern": f"^{RESERVED_PREFIX}"}]
     assert {r["$ref"] for r in s["RecordRequest"]["anyOf"]} == {
         "#/components/schemas/RecordById",
         "#/components/schemas/RecordByBuild",

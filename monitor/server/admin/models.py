@@ -20,13 +20,18 @@ from pydantic import (
 )
 
 from monitor.domain import RecordState
-from monitor.domain.ids import JOB_ID_RE, RECORD_ID_RE
-from monitor.domain.labels import LABEL_NAME_RE, MAX_LABEL_VALUE, MAX_LABELS, RESERVED_LABELS
+from monitor.domain.ids import JOB_ID_RE, RECORD_ID_RE, RECORD_ID_RULE
+from monitor.domain.labels import (
+    LABEL_NAME_RE,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    RESERVED_LABELS,
+    RESERVED_PREFIX,
+)
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_BUILD_NUMBER = 2_147_483_647  # as the API definitions bound build_no
-RESERVED_PREFIX = "__"
 
 
 def _integral_float(value: object) -> object:
@@ -66,7 +71,7 @@ def _labels_schema(schema: dict[str, Any]) -> None:
 RecordId = Annotated[
     str,
     StringConstraints(strict=True, pattern=RECORD_ID_RE.pattern, min_length=36, max_length=36),
-    Field(description="A build record id: 36 characters of [0-9a-z-]."),
+    Field(description=f"A build record id: {RECORD_ID_RULE}."),
 ]
 JobId = Annotated[
     str,
