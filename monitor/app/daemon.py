@@ -126,7 +126,7 @@ class Daemon:
 
     async def _resolve_build(self, job_id: str, build_number: int) -> str:
         if self._client is None or not self._client_open:
-            raise LookupUnavailable("its CodeArts Build API client is not running")
+            raise LookupUnavailable("its API client is not running")
         return await record_id_of_build(self._client, job_id, build_number)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
