@@ -138,16 +138,16 @@ class Settings(BaseSettings):
     otlp_endpoint: OtlpUrl = None  # the collector's base URL; traces go to /v1/traces
     # The standard OpenTelemetry variables, under their own names.
     otel_exporter_otlp_traces_endpoint: OtlpUrl = Field(
-        None, validation_alias="otel_exporter_otlp_traces_endpoint"
+        None, validation_alias=AliasChoices("otel_exporter_otlp_traces_endpoint")
     )
     otel_exporter_otlp_endpoint: OtlpUrl = Field(
-        None, validation_alias="otel_exporter_otlp_endpoint"
+        None, validation_alias=AliasChoices("otel_exporter_otlp_endpoint")
     )
     otel_exporter_otlp_headers: OtlpHeaders = Field(
-        None, validation_alias="otel_exporter_otlp_headers"
+        None, validation_alias=AliasChoices("otel_exporter_otlp_headers")
     )
     otel_service_name: str = Field(
-        "codearts-build", min_length=1, validation_alias="otel_service_name"
+        "codearts-build", min_length=1, validation_alias=AliasChoices("otel_service_name")
     )
     otlp_queue_size: int = Field(10_000, ge=1)  # spans waiting for delivery, at most
     otlp_retry_for: float = Field(3600.0, gt=0)  # seconds a build's trace is retried
