@@ -30,6 +30,7 @@ from typing import Protocol
 import aiohttp
 import anyio
 from anyio.abc import TaskStatus
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -278,7 +279,7 @@ class TraceExporter:
     def _partial(self, answer: bytes) -> None:
         try:
             reply = ExportTraceServiceResponse.FromString(answer)
-        except Exception:
+        except DecodeError:  # an unreadable 2xx body still means accepted
             return
         rejected = reply.partial_success.rejected_spans
         if rejected:

@@ -12,6 +12,8 @@ import pytest
 from monitor.app import Daemon
 from monitor.domain import RecordState
 from monitor.simulator.scenario import RecordPlan
+from monitor.store import MemoryStore, StoredRecord, StoreError
+from monitor.store.outbox import TraceOutbox
 from tests.support.loopback import (
     SimServer,
     fetch,
@@ -195,3 +197,44 @@ async def test_undeliverable_traces_are_dropped_counted_and_forgotten(
     dropped = log_events(log_stream, "trace_dropped")
     assert sorted(e["record_id"] for e in dropped) == sorted(ids)
     assert {e["reason"] for e in dropped} == {reason}
+
+
+class _CompletionWatchingStore(MemoryStore):
+    """Checks the outbox at each stored completion; refuses the first one, as a full disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outbox: TraceOutbox | None = None
+        self.owed_at_completion: list[bool] = []
+
+    async def save(self, record: StoredRecord) -> None:
+        if record.state is RecordState.COMPLETE and self.outbox is not None:
+            owed = {p.record_id for p in await self.outbox.pending()}
+            self.owed_at_completion.append(record.record_id in owed)
+            if len(self.owed_at_completion) == 1:
+                raise StoreError("state file /x/monitor.db: disk I/O error")
+        await super().save(record)
+
+
+async def test_the_outbox_entry_is_written_before_the_completion_and_a_failed_write_repeats_nothing(
+    sim: SimServer, log_stream: io.StringIO
+) -> None:
+    plan = sim.sim.new_build(started_ago=100_000, fate="FAILURE")
+    store = _CompletionWatchingStore()
+    async with receiving() as recv:
+        daemon = Daemon(
+            make_settings(sim.url, [plan.record_id], otlp_endpoint=recv.url), store=store
+        )
+        assert daemon.traces is not None
+        store.outbox = daemon.traces.outbox
+        async with running(daemon):
+            await _all_complete(daemon, [plan.record_id])
+            await _until_metric(daemon, "delivered", 1)
+            samples = await scrape(daemon)
+            assert await daemon.traces.outbox.pending() == []
+    # Both attempts to store the completion found the trace already owed; the refused one
+    # neither emitted the completion nor queued a trace: one trace, sent once.
+    assert store.owed_at_completion == [True, True]
+    assert len(log_events(log_stream, "state_write_failed")) == 1
+    assert len(recv.received) == 1
+    assert value(samples, "stage_monitor_traces_exported_total", outcome="delivered") == 1
