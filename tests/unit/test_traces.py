@@ -53,7 +53,7 @@ def _attrs(span: Span) -> dict[str, object]:
         which = a.value.WhichOneof("value")
         if which == "array_value":
             out[a.key] = [v.string_value for v in a.value.array_value.values]
-        else:
+        elif which is not None:
             out[a.key] = getattr(a.value, which)
     return out
 
