@@ -136,7 +136,13 @@ async def test_failing_receiver_every_trace_arrives_and_duplicates_are_identical
         policy=lambda n: Answer(503) if n % 2 else Answer(200),
     )
     async with receiving(recv):
-        settings = make_settings(sim.url, ids, otlp_endpoint=recv.url, otlp_backoff_max=0.2)
+        settings = make_settings(
+            sim.url,
+            ids,
+            otlp_endpoint=recv.url,
+            otlp_backoff_max=0.2,
+            otel_exporter_otlp_headers=f"authorization=Bearer%20{HEADER_SECRET}",
+        )
         daemon = Daemon(settings)
         async with running(daemon):
             await _poll_round(daemon)
@@ -163,6 +169,9 @@ async def test_failing_receiver_every_trace_arrives_and_duplicates_are_identical
             assert sorted(s.span_id for s in spans) == sorted(s.span_id for s in copies[0])
     statuses = Counter(r.answer.status for r in recv.received)
     assert statuses[503] and statuses[429] == 1
+    # Failures are logged, but never with a header value.
+    assert log_events(log_stream, "trace_export_retry")
+    assert HEADER_SECRET not in log_stream.getvalue()
     # Retry-After was honoured: the next attempt came no sooner than it said.
     assert recv.received[1].at - recv.received[0].at >= 0.95
 
