@@ -241,5 +241,7 @@ class Daemon:
         self.scheduler.stop()
         with anyio.move_on_after(grace):
             await self.scheduler.wait_finished()
+            if self.traces is not None:  # what is left after the grace waits in the outbox
+                await self.traces.flushed()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)

@@ -19,6 +19,7 @@ and the trace must carry the record's ids and the API's times.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -116,6 +117,7 @@ class TraceExporter:
         self._queued_spans = 0
         self._forget: list[str] = []  # dropped while queuing: out of the outbox next round
         self._wake = anyio.Event()
+        self._emptied = anyio.Event()
         self._log = get_logger("monitor.traces")
         observer.set_trace_queue(0)
 
@@ -192,6 +194,14 @@ class TraceExporter:
             self._queued_ids.discard(item.record_id)
             self._queued_spans -= len(item.spans)
         self._observer.set_trace_queue(self._queued_spans)
+        if not self._queue:
+            self._emptied.set()
+            self._emptied = anyio.Event()
+
+    async def flushed(self) -> None:
+        """Return once nothing is queued (on shutdown: deliver what can be, within the grace)."""
+        while self._queue:
+            await self._emptied.wait()
 
     # --- delivery -----------------------------------------------------------------------
 
@@ -225,14 +235,15 @@ class TraceExporter:
                     await anyio.sleep(delay)
                     continue
                 except _Refused as exc:
-                    self._take(batch)
                     await self._finish([b.record_id for b in batch])
+                    self._take(batch)
                     self._dropped([b.record_id for b in batch], str(exc))
                     continue
                 attempt = 0
+                # Bookkeeping before the queue shrinks: `flushed()` then means "recorded".
+                await self._finish([b.record_id for b in batch])
                 self._take(batch)
                 self._observer.count_traces("delivered", len(batch))
-                await self._finish([b.record_id for b in batch])
 
     def _batch(self) -> list[_Queued]:
         """Builds from the head of the queue, up to BATCH_SPANS spans; expired ones dropped."""
@@ -313,8 +324,12 @@ def _retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        seconds = float(value)  # delay-seconds (a fraction taken as given)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) else None
     try:
         return float(parsedate_to_datetime(value).timestamp()) - now
     except (TypeError, ValueError):

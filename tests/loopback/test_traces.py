@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import anyio
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from monitor.app import Daemon
 from monitor.domain import RecordState
 from monitor.simulator.scenario import RecordPlan
-from monitor.store import MemoryStore, StoredRecord, StoreError
-from monitor.store.outbox import TraceOutbox
+from monitor.store import MemoryStore, SqliteStore, StoredRecord, StoreError
+from monitor.store.outbox import SqliteOutbox, TraceOutbox
 from tests.support.loopback import (
     SimServer,
     fetch,
@@ -247,3 +248,51 @@ async def test_the_outbox_entry_is_written_before_the_completion_and_a_failed_wr
     assert len(log_events(log_stream, "state_write_failed")) == 1
     assert len(recv.received) == 1
     assert value(samples, "stage_monitor_traces_exported_total", outcome="delivered") == 1
+
+
+async def _run_until_stopped(daemon: Daemon, ids: list[str], recv: OtlpReceiver) -> float:
+    """Run the daemon until every record completed and one export failed, then stop it;
+    returns how long `run()` took to return after `stop()`."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        await _all_complete(daemon, ids)
+        await recv.wait_for(lambda: len(recv.received) >= 1)
+        daemon.stop()
+        started = anyio.current_time()
+    return anyio.current_time() - started
+
+
+async def test_stop_delivers_what_it_can_within_the_grace_and_keeps_the_rest_owed(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    ids = [sim.sim.new_build(started_ago=100_000, fate="SUCCESS").record_id for _ in range(2)]
+    # The collector answers the first request 503 (retry in 0.3 s), then accepts: stopping
+    # waits for that retry, within the grace.
+    recv = OtlpReceiver(script=[Answer(503, retry_after="0.3")])
+    async with receiving(recv):
+        state = tmp_path / "first.db"
+        daemon = Daemon(make_settings(sim.url, ids, otlp_endpoint=recv.url, state_path=str(state)))
+        took = await _run_until_stopped(daemon, ids, recv)
+    assert took < 5
+    assert set(recv.traces()) == {uuid.UUID(i).bytes for i in ids}
+    assert await _owed(state) == []
+
+    # A collector that never accepts: the grace ends, the traces stay owed in the state file.
+    recv = OtlpReceiver(policy=lambda n: Answer(503))
+    async with receiving(recv):
+        state = tmp_path / "second.db"
+        settings = make_settings(
+            sim.url, ids, otlp_endpoint=recv.url, state_path=str(state), shutdown_grace=0.3
+        )
+        took = await _run_until_stopped(Daemon(settings), ids, recv)
+    assert took < 3
+    assert recv.traces() == {}
+    assert sorted(await _owed(state)) == sorted(ids)
+
+
+async def _owed(state: Path) -> list[str]:
+    store = SqliteStore(state)
+    try:
+        return [p.record_id for p in await SqliteOutbox(store).pending()]
+    finally:
+        await store.close()

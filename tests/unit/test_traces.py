@@ -174,3 +174,14 @@ async def test_sqlite_outbox_survives_reopening_beside_the_records(tmp_path: Pat
     assert await again.load() == []  # the record table is untouched
     assert [p.record_id for p in await SqliteOutbox(again).pending()] == ["b"]
     await again.close()
+
+
+def test_retry_after_as_seconds_or_an_http_date() -> None:
+    from monitor.traces.exporter import _retry_after
+
+    assert _retry_after("2", 0.0) == 2.0
+    assert _retry_after("0.5", 0.0) == 0.5
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
+    assert _retry_after("nan", 0.0) is None
+    assert _retry_after("soon", 0.0) is None
+    assert _retry_after(None, 0.0) is None
