@@ -25,7 +25,7 @@ from monitor.server.http import Health, build_app, start_site
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
 from monitor.store.outbox import outbox_for
-from monitor.traces.config import parse_headers, traces_url
+from monitor.traces.config import parse_headers, shown_url, traces_url
 from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
@@ -208,7 +208,7 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
-                traces=self.traces.url if self.traces is not None else None,
+                traces=shown_url(self.traces.url) if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
                 state_path=s.state_path,

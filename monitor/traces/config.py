@@ -6,7 +6,7 @@ with them.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 SIGNAL_PATH = "/v1/traces"
 
@@ -55,3 +55,11 @@ def parse_headers(text: str) -> dict[str, str]:
             raise ValueError(f"entry {n} has a line break in its value")
         out[key] = value
     return out
+
+
+def shown_url(url: str) -> str:
+    """The URL without any user:password part, for log lines."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

@@ -14,7 +14,7 @@ from monitor.domain import RecordSnapshot, StageSnapshot
 from monitor.settings import ConfigError, load_settings
 from monitor.store.outbox import MemoryOutbox, SqliteOutbox, TraceOutbox
 from monitor.store.sqlite import SqliteStore
-from monitor.traces.config import parse_headers, traces_url
+from monitor.traces.config import parse_headers, shown_url, traces_url
 from monitor.traces.spans import BuildTrace, build_spans, pipeline_result, span_id, trace_id
 
 RID = "94baa8ec-fd3f-4cae-81af-b24385a7220f"
@@ -126,6 +126,10 @@ def test_endpoint_rules_follow_the_otel_spec() -> None:
     assert traces_url("http://a:4318", "http://b/v1/traces", None) == "http://a:4318/v1/traces"
     assert traces_url(None, None, None) is None
     assert parse_headers("a=1, b = x%20y ,") == {"a": "1", "b": "x y"}
+    assert (
+        shown_url("https://u:pw-123456@tempo:4318/v1/traces") == "https://***@tempo:4318/v1/traces"
+    )
+    assert shown_url("http://tempo:4318/v1/traces") == "http://tempo:4318/v1/traces"
 
 
 def test_header_values_are_secret_in_errors_and_check_config(
