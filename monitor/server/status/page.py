@@ -33,7 +33,10 @@ dl.facts dt{color:#5a6576}dl.facts dd{margin:0}
 .muted{color:#5a6576}.err{color:#a4161a}.nav a{margin-right:1em}
 .legend span{display:inline-block;margin-right:1.1em;white-space:nowrap}
 .legend svg{vertical-align:middle;margin-right:4px}
-td.mono{white-space:nowrap}svg.tl{display:block}svg.tl g rect{stroke:#fff;stroke-width:.6}.ax{stroke:#8a94a3;fill:#5a6576;font-size:9px;stroke-width:.5}
+td.mono{white-space:nowrap;font-size:.8em}.nw{white-space:nowrap}
+td.job{max-width:14em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+svg.tl{display:block}svg.tl g rect{stroke:#fff;stroke-width:.6}
+.ax{stroke:#8a94a3;fill:#5a6576;font-size:9px;stroke-width:.5}
 text.ax{stroke:none}
 .wait{fill:#d5dbe3}.s-run{fill:#3b82f6}.s-ok{fill:#2f9e44}.s-fail{fill:#e03131}
 .s-timeout{fill:#f08c00}.s-aborted{fill:#868e96}.s-sched{fill:#9c36b5}.s-unknown{fill:#495057}
@@ -141,6 +144,11 @@ def _job(rec: WatchedRecord) -> str:
     return _e(name) if name else '<span class="muted">-</span>'
 
 
+def _job_title(rec: WatchedRecord) -> str:
+    name = rec.labels.get("job_name") or rec.labels.get("job_id")
+    return f' title="{_e(name)}"' if name else ""
+
+
 def _legend() -> str:
     items = "".join(
         f'<span><svg width="14" height="10"><rect class="{c}" width="14" height="10"/></svg>'
@@ -207,13 +215,14 @@ def render_index(
         build = rec.labels.get("build_number")
         rid = _e(rec.record_id)
         out.append(
-            f'<tr data-record-id="{rid}"><td>{_job(rec)}</td>'
+            f'<tr data-record-id="{rid}"><td class="job"{_job_title(rec)}>{_job(rec)}</td>'
             f"<td>{_e(build) if build else '-'}</td>"
-            f'<td class="mono"><a href="/records/{rid}">{rid}</a></td>'
+            f'<td class="mono"><a href="/records/{rid}" title="{rid}">{rid[:8]}…</a></td>'
             f"<td>{_badge(_shown_state(row))}</td><td>{_e(status_text(rec))}</td>"
-            f"<td>{_e(format_time(row.started))}</td><td>{_e(format_seconds(duration))}</td>"
-            f"<td>{_poll_cell(row.last_poll, rec, now)}</td>"
-            f"<td>{render_timeline(stages)}</td></tr>"
+            f'<td class="nw">{_e(format_time(row.started))}</td>'
+            f'<td class="nw">{_e(format_seconds(duration))}</td>'
+            f'<td class="nw">{_poll_cell(row.last_poll, rec, now)}</td>'
+            f"<td>{render_timeline(stages, width=280)}</td></tr>"
         )
     out.append("</tbody></table>")
     if total > shown:
