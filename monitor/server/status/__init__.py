@@ -22,9 +22,11 @@ from monitor.server.status.page import (
     DiscoveryRow,
     Overview,
     Row,
+    poll_cell,
     render_index,
     render_problem,
     render_record,
+    row_parts,
 )
 from monitor.tracking.discovery import DiscoveryCounters
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
@@ -137,6 +139,9 @@ class StatusPage:
         self._clock = clock
         self._monotonic = monotonic
         self._started_at = clock()
+        # record id -> (version, start, sort key) and -> (version, row before, row after)
+        self._starts: dict[str, tuple[int, float | None, float]] = {}
+        self._row_html: dict[str, tuple[int, str, str]] = {}
 
     # --- what is shown ---
 
@@ -145,10 +150,8 @@ class StatusPage:
             return False
         return rec.finished_at is None or rec.finished_at < now - self._retention
 
-    def _row(self, rec: WatchedRecord, now: float) -> Row:
-        return Row(
-            rec, _started(rec), self._history.last_poll(rec.record_id), self._retired(rec, now)
-        )
+    def _row(self, rec: WatchedRecord, now: float, started: float | None) -> Row:
+        return Row(rec, started, self._history.last_poll(rec.record_id), self._retired(rec, now))
 
     def budget_text(self) -> str:
         b = self._budget
@@ -172,18 +175,44 @@ class StatusPage:
         )
 
     def index_html(self) -> str:
-        """The / page: at most `rows` builds, newest first, and how many more there are."""
+        """The / page: at most `rows` builds, newest first, and how many more there are.
+
+        Two caches keep a load cheap with thousands of records, both rebuilt on every
+        load from what it used, so neither outgrows the watchlist or the page: each
+        visible record's start (its sort key) and each shown row's HTML, both keyed by
+        the record's version (bumped whenever its snapshot, state or labels change).
+        """
         now = self._clock()
-        visible = [rec for rec in self._watchlist.records.values() if not self._retired(rec, now)]
-        keyed = [(_started(rec) or rec.added_at, rec.record_id, rec) for rec in visible]
-        newest = heapq.nlargest(self._rows, keyed, key=lambda k: (k[0], k[1]))
-        rows = [self._row(rec, now) for _, _, rec in newest]
-        return render_index(self.overview(now), rows, len(rows), len(visible), now, self._refresh)
+        cutoff = now - self._retention
+        starts, self._starts = self._starts, {}
+        keyed = []
+        for rid, rec in self._watchlist.records.items():
+            if rec.state is not RecordState.ACTIVE and (
+                rec.finished_at is None or rec.finished_at < cutoff
+            ):
+                continue  # retired
+            hit = starts.get(rid)
+            if hit is None or hit[0] != rec.version:
+                started = _started(rec)
+                hit = (rec.version, started, started or rec.added_at)
+            self._starts[rid] = hit
+            keyed.append((hit[2], rid, hit[1], rec))
+        newest = heapq.nlargest(self._rows, keyed)
+        cached, self._row_html = self._row_html, {}
+        rows = []
+        for _, rid, started, rec in newest:
+            row = self._row(rec, now, started)
+            parts = cached.get(rid)
+            if parts is None or parts[0] != rec.version:
+                parts = (rec.version, *row_parts(row))
+            self._row_html[rid] = parts
+            rows.append(parts[1] + poll_cell(row, now) + parts[2])
+        return render_index(self.overview(now), rows, len(keyed), now, self._refresh)
 
     def record_html(self, rec: WatchedRecord) -> str:
         now = self._clock()
         return render_record(
-            self._row(rec, now),
+            self._row(rec, now, _started(rec)),
             self._history.transitions(rec.record_id),
             now,
             self._refresh,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -37,7 +37,7 @@ td.mono{white-space:nowrap;font-size:.8em}.nw{white-space:nowrap}
 td.job{max-width:14em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 svg.tl{display:block}svg.tl g rect{stroke:#fff;stroke-width:.6}
 .ax{stroke:#8a94a3;fill:#5a6576;font-size:9px;stroke-width:.5}
-text.ax{stroke:none}
+text.ax{stroke:none}path.ax{fill:none}
 .wait{fill:#d5dbe3}.s-run{fill:#3b82f6}.s-ok{fill:#2f9e44}.s-fail{fill:#e03131}
 .s-timeout{fill:#f08c00}.s-aborted{fill:#868e96}.s-sched{fill:#9c36b5}.s-unknown{fill:#495057}
 .badge{padding:0 6px;border-radius:3px;color:#fff;white-space:nowrap}
@@ -50,6 +50,7 @@ CSP = (
     f"style-src 'sha256-{_STYLE_HASH}'; "
     "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+ROW_TIMELINE_WIDTH = 280
 LINKS: tuple[tuple[str, str], ...] = (
     ("/metrics", "metrics"),
     ("/healthz", "healthz"),
@@ -181,10 +182,35 @@ def _discovery(rows: Sequence[DiscoveryRow], now: float) -> str:
     )
 
 
+def row_parts(row: Row) -> tuple[str, str]:
+    """One build's row around its last-poll cell: (before, after). Both change only with the
+    record's snapshot, state or labels; the poll cell (an age) changes with every load."""
+    rec = row.record
+    duration = record_duration(rec.snapshot) if rec.snapshot is not None else None
+    build = rec.labels.get("build_number")
+    stages = rec.snapshot.stages if rec.snapshot is not None else ()
+    rid = _e(rec.record_id)
+    before = (
+        f'<tr data-record-id="{rid}"><td class="job"{_job_title(rec)}>{_job(rec)}</td>'
+        f"<td>{_e(build) if build else '-'}</td>"
+        f'<td class="mono"><a href="/records/{rid}" title="{rid}">{rid[:8]}…</a></td>'
+        f"<td>{_badge(_shown_state(row))}</td><td>{_e(status_text(rec))}</td>"
+        f'<td class="nw">{_e(format_time(row.started))}</td>'
+        f'<td class="nw">{_e(format_seconds(duration))}</td><td class="nw">'
+    )
+    after = f"</td><td>{render_timeline(stages, width=ROW_TIMELINE_WIDTH)}</td></tr>"
+    return before, after
+
+
+def poll_cell(row: Row, now: float) -> str:
+    return _poll_cell(row.last_poll, row.record, now)
+
+
 def render_index(
-    overview: Overview, rows: Iterable[Row], shown: int, total: int, now: float, refresh: float
+    overview: Overview, rows: Sequence[str], total: int, now: float, refresh: float
 ) -> str:
-    """The page at /: the daemon's state, then one row per visible build, newest first."""
+    """The page at /: the daemon's state, then the rows given (newest first) of `total`."""
+    shown = len(rows)
     counts = ", ".join(f"{n} {_e(state.value)}" for state, n in overview.counts.items())
     facts = (
         f"<dt>version</dt><dd>{_e(overview.version)}</dd>"
@@ -207,24 +233,9 @@ def render_index(
         '<table id="builds"><thead><tr><th>job</th><th>build</th><th>record id</th>'
         "<th>state</th><th>status / result</th><th>started</th><th>duration</th>"
         "<th>last poll</th><th>stages</th></tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
     ]
-    for row in rows:
-        rec = row.record
-        stages = rec.snapshot.stages if rec.snapshot is not None else ()
-        duration = record_duration(rec.snapshot) if rec.snapshot is not None else None
-        build = rec.labels.get("build_number")
-        rid = _e(rec.record_id)
-        out.append(
-            f'<tr data-record-id="{rid}"><td class="job"{_job_title(rec)}>{_job(rec)}</td>'
-            f"<td>{_e(build) if build else '-'}</td>"
-            f'<td class="mono"><a href="/records/{rid}" title="{rid}">{rid[:8]}…</a></td>'
-            f"<td>{_badge(_shown_state(row))}</td><td>{_e(status_text(rec))}</td>"
-            f'<td class="nw">{_e(format_time(row.started))}</td>'
-            f'<td class="nw">{_e(format_seconds(duration))}</td>'
-            f'<td class="nw">{_poll_cell(row.last_poll, rec, now)}</td>'
-            f"<td>{render_timeline(stages, width=280)}</td></tr>"
-        )
-    out.append("</tbody></table>")
     if total > shown:
         out.append(
             f'<p class="more">and {total - shown} more not shown (MONITOR_STATUS_PAGE_ROWS); '

@@ -43,7 +43,7 @@ LEGEND: tuple[tuple[str, str], ...] = (
 
 
 def status_class(status: str) -> str:
-    return STATUS_CLASSES.get(status.upper(), RUNNING_CLASS)
+    return STATUS_CLASSES.get(status, RUNNING_CLASS)  # statuses arrive upper-cased
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,60 +108,50 @@ def _axis_label(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _title(s: StageSnapshot, wait: float, run: float) -> str:
-    return escape(
-        f"{s.display_name} ({s.key}): {s.status}, waited {format_seconds(wait)}, "
-        f"ran {format_seconds(run)}"
-    )
-
-
 def render_timeline(
     stages: Sequence[StageSnapshot], *, width: int = 320, bar: int = 14, ticks: int = 4
 ) -> str:
-    """The SVG for one build. Each stage is a <g data-stage=KEY> of its wait and run rects."""
+    """The SVG for one build. Each stage is a <g data-stage=KEY> holding its hover <title>
+    and its wait and run rects (a part of zero length is left out)."""
     segs, total = segments(stages)
     height = bar + 16
     scale = width / total if total > 0 else 0.0
     parts = [
         f'<svg class="tl" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="stage timeline, {escape(format_seconds(total))}" '
-        f'data-total-seconds="{total:.3f}">'
+        f'role="img" aria-label="stage timeline, {format_seconds(total)}">'
     ]
     if not segs:
         parts.append(f'<text class="ax" x="0" y="{bar - 2}">no stages yet</text>')
+    rect_tail = f'" y="1" height="{bar}" width="'
     for seg in segs:
         s = seg.stage
-        title = _title(s, seg.wait, seg.run)
-        parts.append(
-            f'<g data-stage="{escape(s.key)}" data-status="{escape(s.status)}" '
-            f'data-duration-ms="{s.duration_ms if s.duration_ms is not None else ""}">'
-            f"<title>{title}</title>"
+        title = escape(
+            f"{s.display_name} ({s.key}): {s.status}, waited {format_seconds(seg.wait)}, "
+            f"ran {format_seconds(seg.run)}"
         )
+        parts.append(f'<g data-stage="{escape(s.key)}"><title>{title}</title>')
         x = seg.offset * scale
         if seg.wait > 0:
             w = seg.wait * scale
-            parts.append(
-                f'<rect class="{WAIT_CLASS}" x="{x:.2f}" y="1" width="{w:.2f}" height="{bar}"/>'
-            )
+            parts.append(f'<rect class="{WAIT_CLASS}" x="{x:.2f}{rect_tail}{w:.2f}"/>')
             x += w
-        run_w = seg.run * scale
-        parts.append(
-            f'<rect class="{status_class(s.status)}" x="{x:.2f}" y="1" width="{run_w:.2f}" '
-            f'height="{bar}"/></g>'
-        )
+        if seg.run > 0:
+            cls = STATUS_CLASSES.get(s.status, RUNNING_CLASS)
+            parts.append(f'<rect class="{cls}" x="{x:.2f}{rect_tail}{seg.run * scale:.2f}"/>')
+        parts.append("</g>")
     axis_y = bar + 2
-    parts.append(f'<line class="ax" x1="0" y1="{axis_y}" x2="{width}" y2="{axis_y}"/>')
+    marks = [f"M0 {axis_y}H{width}"]
     if total > 0:
         step = _tick_step(total, ticks)
         t = 0.0
         while t <= total + 1e-9:
             x = t * scale
             anchor = "start" if t == 0 else "end" if x > width - 12 else "middle"
+            marks.append(f"M{x:.1f} {axis_y}v3")
             parts.append(
-                f'<line class="ax" x1="{x:.2f}" y1="{axis_y}" x2="{x:.2f}" y2="{axis_y + 3}"/>'
-                f'<text class="ax" x="{x:.2f}" y="{height - 1}" text-anchor="{anchor}">'
+                f'<text class="ax" x="{x:.1f}" y="{height - 1}" text-anchor="{anchor}">'
                 f"{_axis_label(round(t, 6))}</text>"
             )
             t += step
-    parts.append("</svg>")
+    parts.append(f'<path class="ax" d="{"".join(marks)}"/></svg>')
     return "".join(parts)
