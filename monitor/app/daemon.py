@@ -19,7 +19,8 @@ from monitor.domain import RecordSnapshot
 from monitor.logging import get_logger, secret_filter
 from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
-from monitor.server.admin import add_admin_routes
+from monitor.server.admin import PREFIX as ADMIN_PREFIX
+from monitor.server.admin import LookupUnavailable, admin_app
 from monitor.server.http import Health, build_app, start_site
 from monitor.server.status import (
     DiscoveryRecorder,
@@ -87,12 +88,15 @@ class Daemon:
             readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
-        self.admin = add_admin_routes(
-            self.app,
-            self.watchlist,
-            token=admin_token(settings, secret_filter.add),
-            read_protected=settings.admin_read_protected,
-            terminal_statuses=settings.terminal_statuses,
+        self.app.add_subapp(
+            ADMIN_PREFIX,
+            admin_app(
+                self.watchlist,
+                token=admin_token(settings, secret_filter.add),
+                read_protected=settings.admin_read_protected,
+                terminal_statuses=settings.terminal_statuses,
+                resolver=self._resolve_build,
+            ),
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
         # The status page: its own bounded memory of transitions and last polls.
@@ -117,6 +121,7 @@ class Daemon:
         add_status_routes(self.app, self.status_page)
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
+        self._client_open = False  # the admin API looks builds up only while it is
         self.port: int | None = None
         self._stop_requested = False
         self._stop_event: anyio.Event | None = None
@@ -164,7 +169,8 @@ class Daemon:
         return await self._client.full_stages(record_id)
 
     async def _resolve_build(self, job_id: str, build_number: int) -> str:
-        assert self._client is not None
+        if self._client is None or not self._client_open:
+            raise LookupUnavailable("its API client is not running")
         return await record_id_of_build(self._client, job_id, build_number)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -179,7 +185,7 @@ class Daemon:
             user_agent=f"codearts-stage-monitor/{__version__}",
             auth_observer=self.auth_health,
         )
-        self.admin.resolver = self._resolve_build
+        self._client_open = True
         runner = None
         self._stop_event = anyio.Event()
         if self._stop_requested:
@@ -229,7 +235,7 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                self.admin.resolver = None
+                self._client_open = False
                 if runner is not None:
                     await runner.cleanup()
                 await self._client.aclose()

@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from monitor.codearts.errors import CodeArtsError, Throttled
 from monitor.domain import RecordSnapshot, RecordState
+from monitor.domain.backoff import jittered_backoff
 from monitor.logging import get_logger
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
@@ -245,8 +246,7 @@ class Scheduler:
 
     def _backoff(self, failures: int, exc: CodeArtsError | None) -> float:
         """Exponential backoff with full jitter, never sooner than one interval."""
-        ceiling = min(self._backoff_max, self.interval * (2 ** min(failures, 16) - 1))
-        delay = self.interval + self._rng.uniform(0, max(0.0, ceiling - self.interval))
+        delay = jittered_backoff(failures, self.interval, self._backoff_max, self._rng)
         if isinstance(exc, Throttled) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, self._backoff_max))
         return delay
