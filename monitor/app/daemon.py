@@ -21,6 +21,7 @@ from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
 from monitor.server.admin import PREFIX as ADMIN_PREFIX
 from monitor.server.admin import LookupUnavailable, admin_app
+from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
 from monitor.server.status import (
     DiscoveryRecorder,
@@ -88,11 +89,12 @@ class Daemon:
             readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
+        token = admin_token(settings, secret_filter.add)
         self.app.add_subapp(
             ADMIN_PREFIX,
             admin_app(
                 self.watchlist,
-                token=admin_token(settings, secret_filter.add),
+                token=token,
                 read_protected=settings.admin_read_protected,
                 terminal_statuses=settings.terminal_statuses,
                 resolver=self._resolve_build,
@@ -115,7 +117,10 @@ class Daemon:
             refresh=settings.status_page_refresh,
             refusal_confirmations=settings.not_found_confirmations,
             discovery=self._discovery_rows,
-            read_guard=admin_read_guard(self.admin._may_read),
+            # The admin API's own check: one token comparison, one refusal log line.
+            read_guard=admin_read_guard(
+                Access(token, read_protected=settings.admin_read_protected).may_read
+            ),
             clock=clock,
         )
         add_status_routes(self.app, self.status_page)

@@ -15,7 +15,7 @@ from typing import Protocol
 from aiohttp import web
 
 from monitor.domain import RecordState
-from monitor.server.admin import ApiProblem
+from monitor.server.admin.errors import ApiProblem
 from monitor.server.status.history import TransitionHistory
 from monitor.server.status.page import (
     CSP,
