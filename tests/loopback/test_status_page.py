@@ -233,3 +233,15 @@ async def test_a_removed_record_is_forgotten_by_the_page(sim: SimServer) -> None
         assert len(d.history) == 0
         status, _, body = await get(d, f"/records/{plan.record_id}")
     assert status == 404 and "is not watched" in body
+
+
+async def test_a_record_finished_longer_ago_than_retention_is_retired(sim: SimServer) -> None:
+    plan = sim.sim.new_build(started_ago=100_000)  # long finished
+    d = Daemon(make_settings(sim.url, [plan.record_id], retention=0.0))
+    async with running(d):
+        await wait_until(d, lambda: d.watchlist.records[plan.record_id].state.finished)
+        _, _, index = await get(d, "/")
+        status, _, detail = await get(d, f"/records/{plan.record_id}")
+    assert "showing 0 of 0" in parse_html(index).text
+    assert status == 200
+    assert "retired: complete more than MONITOR_RETENTION ago" in parse_html(detail).text

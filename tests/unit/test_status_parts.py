@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from monitor.domain import StageSnapshot
 from monitor.server.status.history import TransitionHistory
+from monitor.server.status.page import Row, render_record
 from monitor.server.status.timeline import render_timeline, segments
 from monitor.tracking.tracker import PollDone, Transition
+from monitor.tracking.watchlist import WatchedRecord
 from tests.support.html import parse_html
 
 
@@ -78,3 +80,21 @@ def test_stages_lie_end_to_end_as_long_as_their_duration() -> None:
 def test_a_build_without_stages_says_so() -> None:
     svg = parse_html(render_timeline([])).find("svg")
     assert svg.find_all("rect") == [] and "no stages yet" in svg.text
+
+
+def test_error_messages_and_labels_on_the_record_page_are_text() -> None:
+    rec = WatchedRecord(
+        record_id="0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        labels={"team": '"><script>alert(3)</script>'},
+        added_at=1.0,
+    )
+    rec.error = "HTTP 500: <script>alert(4)</script>"
+    history = TransitionHistory(clock=lambda: 2.0)
+    history.on_event(PollDone(rec.record_id, "server_error"))
+    row = Row(rec, None, history.last_poll(rec.record_id), retired=False)
+    body = render_record(row, [], now=3.0, refresh=5.0, confirmations=3)
+    doc = parse_html(body)
+    assert doc.find_all("script") == []
+    assert "HTTP 500: <script>alert(4)</script>" in doc.text
+    assert 'team="><script>alert(3)</script>' in doc.text
+    assert "server_error" in doc.text
