@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from typing import Any
 
@@ -11,10 +10,9 @@ from pydantic import SecretStr
 
 from monitor.app import Daemon
 from monitor.domain import RecordState
-from monitor.simulator import Simulator
-from monitor.simulator.scenario import RecordPlan
 from tests.support.html import Element, parse_html
 from tests.support.loopback import SimServer, log_events, make_settings, running, wait_until
+from tests.support.status import truth_stages, with_display_name
 
 EVIL = "<img src=x onerror=alert(1)>"
 ADMIN = "admin-token-Hq3mV8pL2xR7sK4n"
@@ -31,22 +29,9 @@ async def get(
         return resp.status, dict(resp.headers), await resp.text()
 
 
-def with_display_name(sim: Simulator, plan: RecordPlan, seq: int, name: str) -> RecordPlan:
-    stages = tuple(
-        dataclasses.replace(st, display_name=name) if st.sequence == seq else st
-        for st in plan.stages
-    )
-    return sim.add_plan(dataclasses.replace(plan, stages=stages))
-
-
 async def all_polled(daemon: Daemon) -> None:
     records = daemon.watchlist.records
     await wait_until(daemon, lambda: all(r.snapshot is not None for r in records.values()))
-
-
-def truth_stages(sim: Simulator, record_id: str) -> list[dict[str, Any]]:
-    stages = sim.truth(record_id)["result"]["build_stages"].values()
-    return sorted(stages, key=lambda s: s["sequence"])
 
 
 def assert_timeline_follows(svg: Element, stages: list[dict[str, Any]]) -> None:

@@ -4,20 +4,17 @@ the simulator. The DOM chromium built (--dump-dom) is what a user sees; the scre
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from monitor.app import Daemon
-from monitor.simulator import Simulator
-from monitor.simulator.scenario import RecordPlan
 from tests.support.html import Element, parse_html
 from tests.support.loopback import SimServer, make_settings, running, wait_until
+from tests.support.status import truth_stages, with_display_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "build" / "status-page.png"
@@ -55,19 +52,6 @@ async def chromium(url: str, *args: str) -> tuple[str, str]:
     stderr = done.stderr.decode("utf-8", "replace")
     assert done.returncode == 0, stderr[-2000:]
     return done.stdout.decode("utf-8", "replace"), stderr
-
-
-def with_display_name(sim: Simulator, plan: RecordPlan, seq: int, name: str) -> RecordPlan:
-    stages = tuple(
-        dataclasses.replace(st, display_name=name) if st.sequence == seq else st
-        for st in plan.stages
-    )
-    return sim.add_plan(dataclasses.replace(plan, stages=stages))
-
-
-def truth_stages(sim: Simulator, record_id: str) -> list[dict[str, Any]]:
-    stages = sim.truth(record_id)["result"]["build_stages"].values()
-    return sorted(stages, key=lambda s: s["sequence"])
 
 
 def stage_widths(svg: Element) -> dict[str, float]:
