@@ -30,7 +30,7 @@ CASES = ("cpu", "scale", "scrape", "latency", "status_page")
 
 @dataclass(frozen=True)
 class Plan:
-    """Sizes of every case; `full()` is what the issue asks for, `smoke()` proves the harness."""
+    """Sizes of every case; `full()` is judged against the targets, `smoke()` proves the harness."""
 
     runs: int
     cpu_rate: float

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     region: str = "cn-north-4"
     request_timeout: float = Field(10.0, gt=0)
 
-    # --- authentication (one mode; see _auth_consistent and README "Authentication") --
+    # --- authentication (one mode; see _auth_consistent and docs/authentication.md) ---
     auth_mode: AuthMode | None = None
     auth_token: SecretStr | None = None
     auth_token_file: Path | None = None

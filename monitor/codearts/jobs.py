@@ -1,6 +1,6 @@
 """The two API calls job discovery makes, and the parts of their answers it reads.
 
-Why these two and not `/v3/jobs/{job_id}/history` (see README "Job discovery"):
+Why these two and not `/v3/jobs/{job_id}/history` (see docs/api-notes.md):
 - ListRecords (`GET /v1/record/{build_project_id}/records`) gives each build's
   `id`, the 36-character record id that full-stages takes (its example is a
   UUID), and its `status`/`status_code` in the same vocabulary as the stages,
