@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     admin_read_protected: bool = False
 
     # --- status page (GET / and /records/{id}) -------------------------------------------
-    status_page_rows: int = Field(200, ge=1, le=100_000)  # builds shown at /, newest first
+    status_page_rows: int = Field(200, ge=1, le=5000)  # builds shown at /, newest first
     status_page_refresh: float = Field(5.0, ge=0)  # seconds between reloads; 0: none
 
     @classmethod
