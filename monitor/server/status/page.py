@@ -48,7 +48,7 @@ _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 CSP = (
     "default-src 'none'; "
     f"style-src 'sha256-{_STYLE_HASH}'; "
-    "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 ROW_TIMELINE_WIDTH = 280
 LINKS: tuple[tuple[str, str], ...] = (
