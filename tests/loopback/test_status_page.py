@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import aiohttp
@@ -10,6 +11,7 @@ from pydantic import SecretStr
 
 from monitor.app import Daemon
 from monitor.domain import RecordState
+from monitor.simulator.faults import Fault
 from tests.support.html import Element, parse_html
 from tests.support.loopback import SimServer, log_events, make_settings, running, wait_until
 from tests.support.status import truth_stages, with_display_name
@@ -233,3 +235,20 @@ async def test_a_record_finished_longer_ago_than_retention_is_retired(sim: SimSe
     assert "showing 0 of 0" in parse_html(index).text
     assert status == 200
     assert "retired: complete more than MONITOR_RETENTION ago" in parse_html(detail).text
+
+
+async def test_the_budget_shows_a_throttle_and_its_pause(sim: SimServer) -> None:
+    s = sim.sim
+    plan = s.new_build(started_ago=60)
+    s.faults.retry_after = "30"
+    d = Daemon(make_settings(sim.url, [plan.record_id]))
+    async with running(d):
+        await all_polled(d)
+        s.faults.inject(Fault.THROTTLE, plan.record_id)
+        await wait_until(d, lambda: d.gate.pauses == 1)
+        _, _, body = await get(d, "/")
+        _, _, detail = await get(d, f"/records/{plan.record_id}")
+    budget = parse_html(body).find("dl").text
+    assert "1000 requests/s, burst 100; now 500/s after a throttle" in budget
+    assert re.search(r"paused for (29|30) s more \(the API said 429\)", budget), budget
+    assert "throttled" in parse_html(detail).text  # the last poll's outcome

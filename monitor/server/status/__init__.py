@@ -158,7 +158,7 @@ class StatusPage:
         text = f"{b.rate:g} requests/s, burst {b.burst}"
         current = b.current_rate()
         if current < b.rate:
-            text += f"; now {current:.2g}/s after a throttle"
+            text += f"; now {round(current, 2):g}/s after a throttle"
         paused = b.paused_until - self._monotonic()
         if paused > 0:
             text += f"; paused for {paused:.0f} s more (the API said 429)"
