@@ -231,8 +231,9 @@ class StatusPage:
         page = render_problem(
             "401 Unauthorized" if status == 401 else f"{status} Refused",
             f"This page is protected (MONITOR_ADMIN_READ_PROTECTED=true): {message}.",
-            "Send the admin token as 'Authorization: Bearer <MONITOR_ADMIN_TOKEN>', "
-            "for example: curl -H 'Authorization: Bearer ...' http://host:port/",
+            "A browser does not send it by itself: use, for example, "
+            f"curl -H 'Authorization: Bearer <MONITOR_ADMIN_TOKEN>' {request.path[:200]}, "
+            "or a proxy that adds the header.",
         )
         return _html(page, status, headers)
 
