@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     admin_token_file: Path | None = None  # a mounted Secret; re-read when it changes
     admin_read_protected: bool = False
 
+    # --- status page (GET / and /records/{id}) -------------------------------------------
+    status_page_rows: int = Field(200, ge=1, le=5000)  # builds shown at /, newest first
+    status_page_refresh: float = Field(5.0, ge=0)  # seconds between reloads; 0: none
+
     # --- traces: OTLP/HTTP export of completed builds (off unless an endpoint is set) ---
     otlp_endpoint: OtlpUrl = None  # the collector's base URL; traces go to /v1/traces
     # The standard OpenTelemetry variables, under their own names.

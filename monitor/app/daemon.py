@@ -21,7 +21,16 @@ from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
 from monitor.server.admin import PREFIX as ADMIN_PREFIX
 from monitor.server.admin import LookupUnavailable, admin_app
+from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
+from monitor.server.status import (
+    DiscoveryRecorder,
+    DiscoveryRow,
+    StatusPage,
+    TransitionHistory,
+    add_status_routes,
+    admin_read_guard,
+)
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
 from monitor.store.outbox import outbox_for
@@ -84,17 +93,41 @@ class Daemon:
             readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
+        token = admin_token(settings, secret_filter.add)
         self.app.add_subapp(
             ADMIN_PREFIX,
             admin_app(
                 self.watchlist,
-                token=admin_token(settings, secret_filter.add),
+                token=token,
                 read_protected=settings.admin_read_protected,
                 terminal_statuses=settings.terminal_statuses,
                 resolver=self._resolve_build,
             ),
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
+        # The status page: its own bounded memory of transitions and last polls.
+        self.history = TransitionHistory(clock=clock)
+        self.watchlist.on_event(self.history.on_event)
+        self.watchlist.on_removed(self.history.forget)
+        self._job_discovery = DiscoveryRecorder(self.metrics, clock=clock)
+        self.status_page = StatusPage(
+            self.watchlist,
+            self.history,
+            version=__version__,
+            auth_mode=settings.auth_mode or "custom",
+            budget=self.gate,
+            retention=settings.retention,
+            rows=settings.status_page_rows,
+            refresh=settings.status_page_refresh,
+            refusal_confirmations=settings.not_found_confirmations,
+            discovery=self._discovery_rows,
+            # The admin API's own check: one token comparison, one refusal log line.
+            read_guard=admin_read_guard(
+                Access(token, read_protected=settings.admin_read_protected).may_read
+            ),
+            clock=clock,
+        )
+        add_status_routes(self.app, self.status_page)
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self._client_open = False  # the admin API looks builds up only while it is
@@ -140,6 +173,22 @@ class Daemon:
         self._stop_requested = True
         if self._stop_event is not None:
             self._stop_event.set()
+
+    def _discovery_rows(self) -> list[DiscoveryRow]:
+        """What the status page shows of each discovery that runs (jobs; more kinds later)."""
+        rows = []
+        if self.discovery is not None:
+            rec = self._job_discovery
+            rows.append(
+                DiscoveryRow(
+                    "jobs",
+                    len(self.discovery.job_ids),
+                    self.discovery.rounds_completed,
+                    rec.last_at,
+                    rec.last_outcome,
+                )
+            )
+        return rows
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -193,7 +242,7 @@ class Daemon:
                 self.discovery = Discovery(
                     self._client,
                     self.watchlist,
-                    self.metrics,
+                    self._job_discovery,
                     s.jobs,
                     interval=s.discovery_interval,
                     terminal_statuses=s.terminal_statuses,

@@ -33,6 +33,9 @@ FIGURES = (
     "polling, CPU per build",
     "export / polling (one request per build)",
     "p99",
+    "/ render, 50 rows, all changed",
+    "polls/s ratio (loaded / quiet)",
+    "poll delay p99, while loading",
 )
 
 
