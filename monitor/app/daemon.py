@@ -19,10 +19,23 @@ from monitor.domain import RecordSnapshot
 from monitor.logging import get_logger, secret_filter
 from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
-from monitor.server.admin import add_admin_routes
+from monitor.server.admin import PREFIX as ADMIN_PREFIX
+from monitor.server.admin import LookupUnavailable, admin_app
+from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
+from monitor.server.status import (
+    DiscoveryRecorder,
+    DiscoveryRow,
+    StatusPage,
+    TransitionHistory,
+    add_status_routes,
+    admin_read_guard,
+)
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
+from monitor.store.outbox import outbox_for
+from monitor.traces.config import parse_headers, shown_url, traces_url
+from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.history import Housekeeper, housekeeping_interval
 from monitor.tracking.scheduler import Scheduler
@@ -63,9 +76,10 @@ class Daemon:
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
+        self.traces = self._trace_exporter(clock)
         self.metrics.watch_record_states(self.watchlist.counts)
         self.collector = RecordCollector(self.watchlist)
-        self.watchlist.on_dropped(self.collector.forget)
+        self.watchlist.on_removed(self.collector.forget)
         self.housekeeper = Housekeeper(
             self.watchlist, self.store.compact, interval=housekeeping_interval(settings.retention)
         )
@@ -87,20 +101,75 @@ class Daemon:
             readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
-        self.admin = add_admin_routes(
-            self.app,
-            self.watchlist,
-            token=admin_token(settings, secret_filter.add),
-            read_protected=settings.admin_read_protected,
-            terminal_statuses=settings.terminal_statuses,
+        token = admin_token(settings, secret_filter.add)
+        self.app.add_subapp(
+            ADMIN_PREFIX,
+            admin_app(
+                self.watchlist,
+                token=token,
+                read_protected=settings.admin_read_protected,
+                terminal_statuses=settings.terminal_statuses,
+                resolver=self._resolve_build,
+            ),
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
+        # The status page: its own bounded memory of transitions and last polls.
+        self.history = TransitionHistory(clock=clock)
+        self.watchlist.on_event(self.history.on_event)
+        self.watchlist.on_removed(self.history.forget)
+        self._job_discovery = DiscoveryRecorder(self.metrics, clock=clock)
+        self.status_page = StatusPage(
+            self.watchlist,
+            self.history,
+            version=__version__,
+            auth_mode=settings.auth_mode or "custom",
+            budget=self.gate,
+            retention=settings.retention,
+            rows=settings.status_page_rows,
+            refresh=settings.status_page_refresh,
+            refusal_confirmations=settings.not_found_confirmations,
+            discovery=self._discovery_rows,
+            # The admin API's own check: one token comparison, one refusal log line.
+            read_guard=admin_read_guard(
+                Access(token, read_protected=settings.admin_read_protected).may_read
+            ),
+            clock=clock,
+        )
+        add_status_routes(self.app, self.status_page)
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
+        self._client_open = False  # the admin API looks builds up only while it is
         self.port: int | None = None
         self._stop_requested = False
         self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.app")
+
+    def _trace_exporter(self, clock: Callable[[], float]) -> TraceExporter | None:
+        """The OTLP exporter, a listener beside metrics; None unless an endpoint is set."""
+        s = self.settings
+        url = traces_url(
+            s.otlp_endpoint, s.otel_exporter_otlp_traces_endpoint, s.otel_exporter_otlp_endpoint
+        )
+        if url is None:
+            return None
+        headers = s.otel_exporter_otlp_headers
+        exporter = TraceExporter(
+            self.watchlist,
+            outbox_for(self.store),
+            self.metrics,
+            url=url,
+            headers=parse_headers(headers.get_secret_value()) if headers else {},
+            service_name=s.otel_service_name,
+            scope_version=__version__,
+            queue_size=s.otlp_queue_size,
+            retry_for=s.otlp_retry_for,
+            backoff_max=s.otlp_backoff_max,
+            timeout=s.otlp_timeout,
+            clock=clock,
+        )
+        self.watchlist.on_completing(exporter.remember)
+        self.watchlist.on_event(exporter.on_event)
+        return exporter
 
     @property
     def stopping(self) -> bool:
@@ -112,6 +181,22 @@ class Daemon:
         self._stop_requested = True
         if self._stop_event is not None:
             self._stop_event.set()
+
+    def _discovery_rows(self) -> list[DiscoveryRow]:
+        """What the status page shows of each discovery that runs (jobs; more kinds later)."""
+        rows = []
+        if self.discovery is not None:
+            rec = self._job_discovery
+            rows.append(
+                DiscoveryRow(
+                    "jobs",
+                    len(self.discovery.job_ids),
+                    self.discovery.rounds_completed,
+                    rec.last_at,
+                    rec.last_outcome,
+                )
+            )
+        return rows
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -128,7 +213,8 @@ class Daemon:
         return await self._client.full_stages(record_id)
 
     async def _resolve_build(self, job_id: str, build_number: int) -> str:
-        assert self._client is not None
+        if self._client is None or not self._client_open:
+            raise LookupUnavailable("its API client is not running")
         return await record_id_of_build(self._client, job_id, build_number)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -143,13 +229,15 @@ class Daemon:
             user_agent=f"codearts-stage-monitor/{__version__}",
             auth_observer=self.auth_health,
         )
-        self.admin.resolver = self._resolve_build
+        self._client_open = True
         runner = None
         self._stop_event = anyio.Event()
         if self._stop_requested:
             self._stop_event.set()
         try:
             await self.watchlist.restore()
+            if self.traces is not None:  # before reconcile may forget a record still owed
+                await self.traces.resume()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
@@ -162,7 +250,7 @@ class Daemon:
                 self.discovery = Discovery(
                     self._client,
                     self.watchlist,
-                    self.metrics,
+                    self._job_discovery,
                     s.jobs,
                     interval=s.discovery_interval,
                     terminal_statuses=s.terminal_statuses,
@@ -177,11 +265,14 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
+                traces=shown_url(self.traces.url) if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
                 state_path=s.state_path,
             )
             async with anyio.create_task_group() as tg:
+                if self.traces is not None:
+                    await tg.start(self.traces.run)
                 await tg.start(self.scheduler.run)
                 tg.start_soon(self.housekeeper.run)
                 tg.start_soon(self._client.keep_auth_fresh)
@@ -195,7 +286,7 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                self.admin.resolver = None
+                self._client_open = False
                 if runner is not None:
                     await runner.cleanup()
                 await self._client.aclose()
@@ -209,5 +300,7 @@ class Daemon:
         self.scheduler.stop()
         with anyio.move_on_after(grace):
             await self.scheduler.wait_finished()
+            if self.traces is not None:  # what is left after the grace waits in the outbox
+                await self.traces.flushed()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)

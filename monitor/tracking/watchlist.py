@@ -2,9 +2,8 @@
 
 It owns the records, applies poll results through the pure tracker, persists
 what changed, logs it, then hands the events to its listeners (metrics, traces,
-the `watch` command). Persisting
-before emitting means a crash between the two loses at most one event rather
-than ever repeating one.
+the `watch` command). Persisting before emitting means a crash between the two
+loses at most one event rather than ever repeating one.
 
 A finished record stays in `records` for `retention`, then is retired to a
 tombstone in `tombstones`, forgotten `forget_after` after it finished (see
@@ -14,7 +13,7 @@ tracking/history.py for when, and what a forgotten id added again means).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -88,8 +87,9 @@ class Watchlist:
         self._log = get_logger("monitor.watchlist")
         self._changed = anyio.Event()
         self._added_listeners: list[Callable[[WatchedRecord], None]] = []
-        self._dropped_listeners: list[Callable[[str], None]] = []
         self._event_listeners: list[Listener] = []
+        self._removed_listeners: list[Callable[[str], None]] = []
+        self._completing: list[Callable[[str, float], Awaitable[None]]] = []
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -97,14 +97,20 @@ class Watchlist:
         """Called for every record that becomes active (the scheduler listens)."""
         self._added_listeners.append(callback)
 
-    def on_dropped(self, callback: Callable[[str], None]) -> None:
-        """Called with the id of every record that leaves `records` (retired or removed)."""
-        self._dropped_listeners.append(callback)
-
     def on_event(self, callback: Listener) -> None:
         """Called for every event (transition, finished stage, completion, poll), after
         it was persisted and logged."""
         self._event_listeners.append(callback)
+
+    def on_removed(self, callback: Callable[[str], None]) -> None:
+        """Called with the record id of every record that leaves `records` (removed, or
+        retired to a tombstone)."""
+        self._removed_listeners.append(callback)
+
+    def on_completing(self, callback: Callable[[str, float], Awaitable[None]]) -> None:
+        """Awaited with (record id, completion time) before a completion is stored; if it
+        raises StoreError the completion is not stored either, and the next poll retries."""
+        self._completing.append(callback)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` holds; re-checked after every change."""
@@ -118,11 +124,9 @@ class Watchlist:
     # --- membership --------------------------------------------------------------------
 
     async def restore(self) -> int:
-        """Load what the store kept; active records are handed to the scheduler.
-
-        Records that finished longer than `retention` ago (left by a stop before their
-        retirement, or by a state file from before tombstones) are retired at once.
-        """
+        """Load what the store kept; active records are handed to the scheduler. Records
+        finished longer than `retention` ago (a stop before their retirement, a file from
+        before tombstones) are retired at once."""
         loaded = await self._store.load()
         for t in await self._store.load_tombstones():
             self.tombstones[t.record_id] = t
@@ -206,7 +210,7 @@ class Watchlist:
             return False
         await self._store.delete(record_id)
         self._log.info("record_removed", record_id=record_id, source=rec.source, **_label_kv(rec))
-        for cb in self._dropped_listeners:
+        for cb in self._removed_listeners:
             cb(record_id)
         self._notify()
         return True
@@ -232,11 +236,9 @@ class Watchlist:
     # --- history ----------------------------------------------------------------------
 
     async def retire_due(self) -> int:
-        """Replace every record finished more than `retention` ago by its tombstone.
-
-        Store first, then memory: a crash in between leaves the full record, retired
-        again at the next start. Returns how many retired.
-        """
+        """Replace every record finished more than `retention` ago by its tombstone; store
+        first, then memory (a crash in between leaves the full record, retired again at
+        the next start). Returns how many retired."""
         cutoff = self._clock() - self.retention
         due = [
             r for r in self.records.values() if r.finished_at is not None and r.finished_at < cutoff
@@ -252,7 +254,7 @@ class Watchlist:
                     del self.records[t.record_id]
                     self.tombstones[t.record_id] = t
                     retired += 1
-                    for cb in self._dropped_listeners:
+                    for cb in self._removed_listeners:
                         cb(t.record_id)
             await anyio.lowlevel.checkpoint()
         if retired:
@@ -293,8 +295,11 @@ class Watchlist:
             if obs.completed is not None:
                 after.state = RecordState.COMPLETE
                 after.result = obs.completed.result
-                after.finished_at = self._clock()
+                after.finished_at = completed_at = self._clock()
             try:
+                if obs.completed is not None:
+                    for hook in self._completing:
+                        await hook(rec.record_id, completed_at)
                 await self._store.save(after)
             except StoreError as exc:
                 # Left as it was, the record shows the same changes to the next poll,

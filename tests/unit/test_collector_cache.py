@@ -116,7 +116,7 @@ async def test_a_scrape_changes_no_record_and_a_retired_records_entry_is_dropped
     clock = FakeClock()
     watchlist = Watchlist(MemoryStore(), terminal_statuses=TERMINAL, retention=60, clock=clock)
     collector = RecordCollector(watchlist)
-    watchlist.on_dropped(collector.forget)
+    watchlist.on_removed(collector.forget)
     rec, _ = await watchlist.add(RID)
     assert isinstance(rec, WatchedRecord)
     await watchlist.apply_snapshot(rec, snapshot(RID, 5000, status="SUCCESS"))
