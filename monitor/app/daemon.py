@@ -238,6 +238,10 @@ class Daemon:
             await self.watchlist.restore()
             if self.traces is not None:  # before reconcile may forget a record still owed
                 await self.traces.resume()
+            # Records whose retention ended while the daemon was down retire now: after the
+            # trace exporter took what it still owes from them, before any source offers
+            # their ids again.
+            await self.housekeeper.run_once()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None

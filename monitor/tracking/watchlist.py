@@ -124,27 +124,20 @@ class Watchlist:
     # --- membership --------------------------------------------------------------------
 
     async def restore(self) -> int:
-        """Load what the store kept; active records are handed to the scheduler. Records
-        finished longer than `retention` ago (a stop before their retirement, a file from
-        before tombstones) are retired at once."""
+        """Load what the store kept (records in full, tombstones); active records are handed
+        to the scheduler. Records whose retention ended meanwhile wait for `retire_due`."""
         loaded = await self._store.load()
         for t in await self._store.load_tombstones():
             self.tombstones[t.record_id] = t
         for stored in loaded:
             rec = WatchedRecord(**{f: getattr(stored, f) for f in StoredRecord.__slots__})
             self.records[rec.record_id] = rec
-        retired = await self.retire_due()
         for rec in self.records.values():
             if rec.state is RecordState.ACTIVE:
                 for cb in self._added_listeners:
                     cb(rec)
         if loaded or self.tombstones:
-            self._log.info(
-                "state_restored",
-                records=len(loaded),
-                retired=retired,
-                tombstones=len(self.tombstones),
-            )
+            self._log.info("state_restored", records=len(loaded), tombstones=len(self.tombstones))
         self._notify()
         return len(loaded)
 

@@ -215,12 +215,15 @@ class RetiredRecord(BaseModel):
     """A record finished longer than MONITOR_RETENTION ago: its final word, no stages.
     Its id is not watched again until MONITOR_FORGET_AFTER after it finished."""
 
+    # Closed, and `retired` required: a live Record never matches this schema too.
+    model_config = ConfigDict(extra="forbid")
+
     record_id: str
     state: RecordState
     source: str
     finished_at: float = Field(description="Unix seconds")
     result: str | None
-    retired: Literal[True] = True
+    retired: Literal[True]
 
 
 class RecordPage(BaseModel):

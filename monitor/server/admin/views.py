@@ -47,6 +47,7 @@ def record_json(
             source=rec.source,
             finished_at=rec.finished_at,
             result=rec.result,
+            retired=True,
         ).model_dump(mode="json")
     fields: dict[str, Any] = {
         "record_id": rec.record_id,
