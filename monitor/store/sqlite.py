@@ -282,6 +282,9 @@ def _prepare(conn: sqlite3.Connection) -> None:
     if str(mode).lower() not in ("wal", "memory"):
         raise StoreError(f"cannot switch to WAL journal mode (got {mode})")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # The store keeps its own copy of every row it wrote and reads the file only at start:
+    # SQLite's default 2 MiB page cache would buy nothing but memory.
+    conn.execute("PRAGMA cache_size=-512")
     check = conn.execute("PRAGMA quick_check").fetchall()
     if [tuple(r) for r in check] != [("ok",)]:
         problems = "; ".join(str(r[0]) for r in check[:3])
