@@ -82,6 +82,10 @@ class StateStore(Protocol):
         """Forget one record; no error if it is unknown."""
         ...
 
+    async def tombstone(self, record_id: str) -> Tombstone | None:
+        """One tombstone, None if there is none for that id."""
+        ...
+
     async def retire(self, tombstones: list[Tombstone]) -> None:
         """Replace each record by its tombstone, all in one atomic step; raises StoreError."""
         ...

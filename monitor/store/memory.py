@@ -21,6 +21,9 @@ class MemoryStore:
     async def load_tombstones(self) -> list[Tombstone]:
         return sorted(self._tombstones.values(), key=lambda t: t.finished_at)
 
+    async def tombstone(self, record_id: str) -> Tombstone | None:
+        return self._tombstones.get(record_id)
+
     async def save(self, record: StoredRecord) -> None:
         self._records[record.record_id] = replace(record, labels=dict(record.labels))
         self.writes += 1

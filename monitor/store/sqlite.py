@@ -73,6 +73,9 @@ _RETIRE = (
 _SELECT_TOMBSTONES = (
     "SELECT record_id, state, result, finished_at, source FROM tombstones ORDER BY finished_at"
 )
+_SELECT_TOMBSTONE = (
+    "SELECT record_id, state, result, finished_at, source FROM tombstones WHERE record_id = ?"
+)
 _UPSERT = (
     "INSERT OR REPLACE INTO records (record_id, state, source, labels, added_at, finished_at, "
     "result, error, counted, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -127,22 +130,13 @@ class SqliteStore:
 
     async def load_tombstones(self) -> list[Tombstone]:
         rows = await self._call(lambda conn: conn.execute(_SELECT_TOMBSTONES).fetchall())
-        try:
-            return [
-                Tombstone(
-                    str(r[0]),
-                    RecordState(r[1]),
-                    None if r[2] is None else sys.intern(r[2]),
-                    float(r[3]),
-                    sys.intern(r[4]),
-                )
-                for r in rows
-            ]
-        except (ValueError, TypeError) as exc:
-            raise StoreError(
-                f"state file {self.path}: a tombstone cannot be read ({exc}); "
-                "the file is damaged or was written by other software"
-            ) from None
+        return _tombstones(self.path, rows)
+
+    async def tombstone(self, record_id: str) -> Tombstone | None:
+        rows = await self._call(
+            lambda conn: conn.execute(_SELECT_TOMBSTONE, (record_id,)).fetchall()
+        )
+        return _tombstones(self.path, rows)[0] if rows else None
 
     async def retire(self, tombstones: list[Tombstone]) -> None:
         if not tombstones:
@@ -261,6 +255,25 @@ class SqliteStore:
                 f"state file {self.path}: record {row[0]!r} cannot be read ({exc}); "
                 "the file is damaged or was written by other software"
             ) from None
+
+
+def _tombstones(path: str, rows: list[Row]) -> list[Tombstone]:
+    try:
+        return [
+            Tombstone(
+                str(r[0]),
+                RecordState(r[1]),
+                None if r[2] is None else sys.intern(r[2]),
+                float(r[3]),
+                sys.intern(r[4]),
+            )
+            for r in rows
+        ]
+    except (ValueError, TypeError) as exc:
+        raise StoreError(
+            f"state file {path}: a tombstone cannot be read ({exc}); "
+            "the file is damaged or was written by other software"
+        ) from None
 
 
 @contextmanager

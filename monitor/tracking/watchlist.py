@@ -77,7 +77,8 @@ class Watchlist:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.records: dict[str, WatchedRecord] = {}  # active and retained records
-        self.tombstones: dict[str, Tombstone] = {}  # retired ones, until forgotten
+        # Retired ones, until forgotten: id -> finished_at (the rest is in the store).
+        self.tombstones: dict[str, float] = {}
         self.retention = retention
         self.forget_after = forget_after
         self._store = store
@@ -128,7 +129,7 @@ class Watchlist:
         to the scheduler. Records whose retention ended meanwhile wait for `retire_due`."""
         loaded = await self._store.load()
         for t in await self._store.load_tombstones():
-            self.tombstones[t.record_id] = t
+            self.tombstones[t.record_id] = t.finished_at
         for stored in loaded:
             rec = WatchedRecord(**{f: getattr(stored, f) for f in StoredRecord.__slots__})
             self.records[rec.record_id] = rec
@@ -144,12 +145,9 @@ class Watchlist:
     async def add(
         self, record_id: str, labels: Mapping[str, str] | None = None, source: str = "config"
     ) -> tuple[WatchedRecord | Tombstone, bool]:
-        """Watch a record; returns it and whether it was new. Idempotent.
-
-        A retired id is not watched again: its tombstone is returned, and nothing is
-        logged, polled or counted.
-        """
-        tombstone = self.tombstones.get(record_id)
+        """Watch a record; returns it and whether it was new. Idempotent. A retired id is
+        not watched again: its tombstone is returned; nothing is logged, polled, counted."""
+        tombstone = await self.tombstone(record_id)
         if tombstone is not None:
             return tombstone, False
         existing = self.records.get(record_id)
@@ -208,6 +206,10 @@ class Watchlist:
         self._notify()
         return True
 
+    async def tombstone(self, record_id: str) -> Tombstone | None:
+        """What is left of a retired record (its final word), None if it has none."""
+        return await self._store.tombstone(record_id) if record_id in self.tombstones else None
+
     def known(self, record_id: str) -> bool:
         """True for a record watched, retained or retired (not yet forgotten)."""
         return record_id in self.records or record_id in self.tombstones
@@ -245,7 +247,7 @@ class Watchlist:
             for rec, t in zip(recs, batch, strict=True):
                 if self.records.get(t.record_id) is rec:  # not removed meanwhile
                     del self.records[t.record_id]
-                    self.tombstones[t.record_id] = t
+                    self.tombstones[t.record_id] = t.finished_at
                     retired += 1
                     for cb in self._removed_listeners:
                         cb(t.record_id)

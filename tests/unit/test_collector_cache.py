@@ -132,4 +132,5 @@ async def test_a_scrape_changes_no_record_and_a_retired_records_entry_is_dropped
     assert await watchlist.retire_due() == 1
     assert collector.cached(RID) is None
     assert RID not in watchlist.records
-    assert watchlist.tombstones[RID].result == "SUCCESS"
+    tombstone = await watchlist.tombstone(RID)
+    assert tombstone is not None and tombstone.result == "SUCCESS"

@@ -60,9 +60,11 @@ async def test_a_version_1_file_gains_tombstones_and_its_old_rows_retire(tmp_pat
     assert active.snapshot is not None and len(active.snapshot.stages) == 2
     # ... long-finished ones become tombstones, with their final word.
     assert len(wl.tombstones) == 41
-    assert wl.tombstones[rid(2)].result == "FAILURE"
-    assert wl.tombstones[rid(2)].source == "api"
-    assert wl.tombstones[rid(42)].state is RecordState.NOT_FOUND
+    old = await wl.tombstone(rid(2))
+    assert old is not None and (old.result, old.source) == ("FAILURE", "api")
+    assert old.finished_at == NOW - 2 * DAY
+    lost = await wl.tombstone(rid(42))
+    assert lost is not None and lost.state is RecordState.NOT_FOUND
     # The one that finished longer ago than MONITOR_FORGET_AFTER is forgotten at once.
     assert await wl.forget_due() == 1
     await store.compact()

@@ -79,7 +79,7 @@ class AdminHandlers:
 
     async def get_record(self, request: web.Request) -> web.Response:
         self._access.may_read(request)
-        tombstone = self._watchlist.tombstones.get(request.match_info["record_id"])
+        tombstone = await self._watchlist.tombstone(request.match_info["record_id"])
         rec = tombstone if tombstone is not None else self._lookup(request)
         return web.json_response(record_json(rec, self._terminal, detail=True))
 
