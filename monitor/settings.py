@@ -7,6 +7,7 @@ variables, the TOML file named by `--config` or `MONITOR_CONFIG`, then defaults.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from monitor.domain.ids import JOB_ID_RE, is_valid_record_id
+from monitor.domain.ids import JOB_ID_RE, PROJECT_ID_RE, is_valid_record_id
 
 DEFAULT_TERMINAL_STATUSES = (
     "SUCCESS",
@@ -120,6 +121,40 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     admin_token_file: Path | None = None  # a mounted Secret; re-read when it changes
     admin_read_protected: bool = False
+
+    # --- whole projects: discovery of every job, history per job -----------------------
+    projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    job_include: str = ".*"  # anchored at both ends, as Prometheus relabelling regexes
+    job_exclude: str | None = None
+    job_refresh_interval: float = Field(300.0, gt=0)
+    max_jobs: int = Field(500, ge=1)  # distinct job_name values in the aggregates
+
+    @field_validator("projects", mode="before")
+    @classmethod
+    def _projects_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("projects")
+    @classmethod
+    def _projects_valid(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if PROJECT_ID_RE.fullmatch(v) is None]
+        if bad:
+            raise ValueError(
+                "not a CodeArts project id (32 characters of [0-9a-z]): "
+                + ", ".join(repr(b[:40]) for b in bad)
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("job_include", "job_exclude")
+    @classmethod
+    def _job_pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
     @classmethod
     def settings_customise_sources(

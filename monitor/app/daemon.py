@@ -24,6 +24,8 @@ from monitor.server.http import Health, build_app, start_site
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
 from monitor.tracking.discovery import Discovery
+from monitor.tracking.labeler import RecordLabeler
+from monitor.tracking.projects import ProjectDiscovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
 from monitor.tracking.watchlist import Watchlist
@@ -60,6 +62,7 @@ class Daemon:
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
+        self.metrics.watch_jobs(settings.max_jobs, self._labels_of)
         self.metrics.watch_record_states(self.watchlist.counts)
         self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
         self.scheduler = Scheduler(
@@ -87,6 +90,8 @@ class Daemon:
             terminal_statuses=settings.terminal_statuses,
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
+        self.project_discovery: ProjectDiscovery | None = None
+        self.labeler: RecordLabeler | None = None
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self.port: int | None = None
@@ -115,6 +120,10 @@ class Daemon:
             return "shutting down"
         return None if self.scheduler.ready else "first poll round not finished"
 
+    def _labels_of(self, record_id: str) -> dict[str, str] | None:
+        rec = self.watchlist.records.get(record_id)
+        return rec.labels if rec is not None else None
+
     async def _poll(self, record_id: str) -> RecordSnapshot:
         assert self._client is not None
         return await self._client.full_stages(record_id)
@@ -140,6 +149,26 @@ class Daemon:
         self._stop_event = anyio.Event()
         if self._stop_requested:
             self._stop_event.set()
+        if s.projects:
+            self.project_discovery = ProjectDiscovery(
+                self._client,
+                self.watchlist,
+                self.metrics,
+                s.projects,
+                interval=s.discovery_interval,
+                refresh_interval=s.job_refresh_interval,
+                terminal_statuses=s.terminal_statuses,
+                include=s.job_include,
+                exclude=s.job_exclude,
+            )
+        found = self.project_discovery
+        self.labeler = RecordLabeler(
+            self._client,
+            self.watchlist,
+            self.metrics,
+            job_of_build_project=found.job_of_build_project if found else lambda _: None,
+        )
+        self.watchlist.on_added(self.labeler.on_added)
         try:
             await self.watchlist.restore()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
@@ -169,6 +198,7 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
+                projects=len(s.projects),
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
                 state_path=s.state_path,
@@ -179,6 +209,9 @@ class Daemon:
                     tg.start_soon(watch_file.run)
                 if self.discovery is not None:
                     await tg.start(self.discovery.run)
+                await tg.start(self.labeler.run)
+                if self.project_discovery is not None:
+                    await tg.start(self.project_discovery.run)
                 task_status.started()
                 await self._stop_event.wait()
                 await self._drain()

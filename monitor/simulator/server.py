@@ -37,6 +37,7 @@ from monitor.codearts.auth.signer import (
     sign,
 )
 from monitor.simulator.faults import Fault, FaultPlan
+from monitor.simulator.projects import ProjectWorld
 from monitor.simulator.scenario import RecordPlan, build_record, full_stages_body, make_plan
 
 RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
@@ -156,6 +157,9 @@ class Simulator:
         self.token_requests = 0  # POST /v3/auth/tokens answered, successful or not
         self.token_scopes: list[Any] = []  # the `scope` of each token request, for tests
         self.app = self._build_app()
+        # Projects of many jobs and their list/brief/record-info routes live in their own module.
+        self.projects = ProjectWorld(self, seed)
+        self.projects.add_routes(self.app.router)
 
     # --- builds ---------------------------------------------------------------------
 
