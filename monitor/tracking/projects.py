@@ -46,6 +46,7 @@ from monitor.domain.ids import is_valid_record_id
 from monitor.domain.labels import MAX_LABEL_VALUE, clip_label
 from monitor.logging import get_logger
 from monitor.tracking.discovery import DISCOVERY_SOURCE
+from monitor.tracking.problems import Problems
 from monitor.tracking.watchlist import Watchlist
 
 BRIEF_LIMIT = 10  # builds per job and round; more starting within one round would be missed
@@ -120,11 +121,11 @@ class ProjectDiscovery:
         self._clock = clock
         self.jobs: dict[str, _Job] = {}  # watched jobs by job id
         self._brief_until = 0.0  # the brief call is not tried again before this
-        self._problems: dict[tuple[str, str], str] = {}  # (problem, subject): logged once
         self.rounds_started = 0
         self.rounds_completed = 0
         self._round_done = anyio.Event()
         self._log = get_logger("monitor.discovery")
+        self._problems = Problems(metrics.count_discovery_problem, self._log)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """A round now, then one every interval, until cancelled."""
@@ -171,24 +172,27 @@ class ProjectDiscovery:
                 )
             except CodeArtsError as exc:
                 self._metrics.count_discovery_run(exc.outcome)
-                self._problem(f"project_{exc.outcome}", project_id, str(exc), project_id=project_id)
+                self._problems.report(
+                    f"project_{exc.outcome}", project_id, str(exc), project_id=project_id
+                )
                 continue
             self._metrics.count_discovery_run("success")
             read_ok.add(project_id)
-            self._resolved(project_id)
+            self._problems.clear(project_id)
             self._log.debug("job_list_read", project_id=project_id, shape=listing.shape)
-            entry_keys = {("job_entry_invalid", f"{project_id}/{p}") for p in listing.problems}
-            for key in [k for k in self._problems if k[0] == "job_entry_invalid"]:
-                if key[1].startswith(project_id + "/") and key not in entry_keys:
-                    del self._problems[key]  # that entry is fine now: log it again if it breaks
+            self._problems.keep_only(
+                "job_entry_invalid",
+                project_id + "/",
+                (f"{project_id}/{p}" for p in listing.problems),
+            )
             for problem in listing.problems:
-                self._problem(
+                self._problems.report(
                     "job_entry_invalid", f"{project_id}/{problem}", problem, project_id=project_id
                 )
             for entry in listing.jobs:
                 first = listed.get(entry.job_id)
                 if first is not None and first[0] != project_id:
-                    self._problem(
+                    self._problems.report(
                         "job_listed_twice",
                         entry.job_id,
                         f"also listed by project {first[0]}; watched once, as a job of it",
@@ -238,7 +242,7 @@ class ProjectDiscovery:
             job.build_project_id = entry.build_project_id or job.build_project_id
             job.last_build_time, job.is_finished = entry.last_build_time, entry.is_finished
             if entry.is_finished is None and entry.last_build_time is None:
-                self._problem(
+                self._problems.report(
                     "job_signal_missing",
                     job_id,
                     "job list entry has neither last_build_time nor is_finished; "
@@ -249,13 +253,13 @@ class ProjectDiscovery:
                     job.next_fallback_at = now + self._refresh
                     plan.single.append((job, "signal_missing"))
             elif job.changed:
-                self._resolved_job("job_signal_missing", job_id)
+                self._problems.clear(job_id, "job_signal_missing")
                 plan.brief.append(job)
         for job_id, job in list(self.jobs.items()):
             # A project that could not be read keeps its jobs: an error is not a deletion.
             if job_id not in wanted and job.project_id in read_ok:
                 del self.jobs[job_id]
-                self._forget_job(job_id)
+                self._problems.clear(job_id)
                 self._log.info("job_dropped", job_id=job_id, job_name=clip_label(job.name))
         counts["watched"] = len(self.jobs)
         self._metrics.set_discovery_jobs(counts)
@@ -263,14 +267,14 @@ class ProjectDiscovery:
 
     def _check_name(self, entry: ListedJob) -> None:
         if not entry.job_name:
-            self._problem(
+            self._problems.report(
                 "job_name_empty",
                 entry.job_id,
                 "job has an empty name; job_name stays empty",
                 job_id=entry.job_id,
             )
         elif len(entry.job_name) > MAX_LABEL_VALUE:
-            self._problem(
+            self._problems.report(
                 "job_name_too_long",
                 entry.job_id,
                 f"job name of {len(entry.job_name)} characters is clipped to {MAX_LABEL_VALUE}",
@@ -332,7 +336,7 @@ class ProjectDiscovery:
             for job in batch:
                 builds = answer.get(job.build_project_id or "")
                 if builds is None:
-                    self._problem(
+                    self._problems.report(
                         "brief_missing_job",
                         job.job_id,
                         "brief records answer left this job out; listed on its own",
@@ -340,7 +344,7 @@ class ProjectDiscovery:
                     )
                     plan.single.append((job, "brief_missing_job"))
                     continue
-                self._resolved_job("brief_missing_job", job.job_id)
+                self._problems.clear(job.job_id, "brief_missing_job")
                 await self._take(job, builds)
 
     async def _list_one(self, job: _Job, reason: str) -> None:
@@ -369,7 +373,9 @@ class ProjectDiscovery:
             if rid in job.seen or rid in self._watchlist.records or build.status in self._terminal:
                 continue
             if not is_valid_record_id(rid):
-                self._problem("record_id_invalid", rid[:80], "not a record id", job_id=job.job_id)
+                self._problems.report(
+                    "record_id_invalid", rid[:80], "not a record id", job_id=job.job_id
+                )
                 continue
             _, created = await self._watchlist.add(
                 rid, self._labels(job, build), source=DISCOVERY_SOURCE
@@ -389,24 +395,3 @@ class ProjectDiscovery:
         if build.branch:
             labels["branch"] = clip_label(build.branch)
         return labels
-
-    # --- bad input: logged once per episode, counted once -------------------------------------
-
-    def _problem(self, problem: str, subject: str, error: str, **context: str) -> None:
-        key = (problem, subject)
-        if key in self._problems:
-            return
-        self._problems[key] = error
-        self._metrics.count_discovery_problem(problem)
-        self._log.warning("discovery_problem", problem=problem, error=error, **context)
-
-    def _resolved(self, project_id: str) -> None:
-        for key in [k for k in self._problems if k[1] == project_id]:
-            del self._problems[key]
-
-    def _forget_job(self, job_id: str) -> None:
-        for key in [k for k in self._problems if k[1] == job_id]:
-            del self._problems[key]
-
-    def _resolved_job(self, problem: str, job_id: str) -> None:
-        self._problems.pop((problem, job_id), None)
