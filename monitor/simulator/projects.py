@@ -285,17 +285,15 @@ class ProjectWorld:
         if early is not None:
             return early
         plan = self.sim.plans.get(record_id)
-        if plan is None:
+        job = self.sim.jobs.get(plan.job_id) if plan is not None else None
+        if plan is None or job is None:
+            # Builds made by `populate()` belong to no simulated job: INVENTED 404, so a
+            # record whose job is unknown shows the failure path (labels stay empty).
             self._log(request, 404)
             return _error("DEVCB.00031006", "build task not found", 404)
-        job = self.sim.jobs.get(plan.job_id)
-        name = job.job_name if job is not None else f"adhoc-{plan.job_id[:8]}"
-        bpid = (
-            job.build_project_id
-            if job is not None
-            else str(uuid.uuid5(uuid.NAMESPACE_OID, plan.job_id))
+        record = build_record(
+            plan, self.sim.clock.now(), job_name=job.job_name, build_project_id=job.build_project_id
         )
-        record = build_record(plan, self.sim.clock.now(), job_name=name, build_project_id=bpid)
         record["build_record_type"] = {
             "is_rerun": False,
             "record_type": "JOB",

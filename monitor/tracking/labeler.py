@@ -77,8 +77,13 @@ class RecordLabeler:
             info = await build_record_info(self._client, record_id)
         except CodeArtsError as exc:
             self.answered += 1
+            labels = {"labels": dict(rec.labels)} if rec.labels else {}
             self._log.warning(
-                "record_info_failed", record_id=record_id, outcome=exc.outcome, error=str(exc)
+                "record_info_failed",
+                record_id=record_id,
+                outcome=exc.outcome,
+                error=str(exc),
+                **labels,
             )
             return
         found: dict[str, str] = {}

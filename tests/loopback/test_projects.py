@@ -27,16 +27,6 @@ async def next_round(daemon: Daemon, rounds: int = 1) -> None:
     await disc.wait_rounds(disc.rounds_started + rounds)
 
 
-def settings_for(sim: SimServer, projects: list[str], **overrides: object) -> object:
-    values: dict[str, object] = {
-        "projects": projects,
-        "discovery_interval": 0.05,
-        "poll_interval": 0.5,
-    }
-    values.update(overrides)
-    return make_settings(sim.url, **values)
-
-
 async def test_a_project_of_120_jobs_is_watched_whole_and_counted_per_job(
     sim: SimServer, log_stream: io.StringIO
 ) -> None:
@@ -131,8 +121,14 @@ async def test_jobs_added_and_deleted_are_picked_up_by_the_next_job_list_read(
     world = s.projects
     project = world.add_project(names=["api", "web"])
     api, web = world.jobs_of(project.project_id)
-    d = Daemon(make_settings(sim.url, projects=[project.project_id], discovery_interval=0.05,
-                             job_refresh_interval=0.2))
+    d = Daemon(
+        make_settings(
+            sim.url,
+            projects=[project.project_id],
+            discovery_interval=0.05,
+            job_refresh_interval=0.2,
+        )
+    )
     async with running(d):
         await next_round(d)
         assert set(discovery_of(d).jobs) == {api.job_id, web.job_id}
@@ -155,8 +151,9 @@ async def test_job_names_beyond_max_jobs_fold_into_other_logged_once_per_job(
     world = s.projects
     project = world.add_project(names=[f"job-{i}" for i in range(5)])
     jobs = world.jobs_of(project.project_id)
-    d = Daemon(make_settings(sim.url, projects=[project.project_id], discovery_interval=0.05,
-                             max_jobs=3))
+    d = Daemon(
+        make_settings(sim.url, projects=[project.project_id], discovery_interval=0.05, max_jobs=3)
+    )
     async with running(d):
         await next_round(d)
         plans = [s.new_build(job_id=j.job_id) for j in jobs for _ in range(2)]
@@ -178,8 +175,11 @@ async def test_job_names_beyond_max_jobs_fold_into_other_logged_once_per_job(
     folded = log_events(log_stream, "job_folded")
     assert len(folded) == 2
     assert len({e["job_name"] for e in folded}) == 2
-    stage_jobs = {dict(labels)["job_name"] for (name, labels) in samples
-                  if name == "codearts_build_stages_finished_total"}
+    stage_jobs = {
+        dict(labels)["job_name"]
+        for (name, labels) in samples
+        if name == "codearts_build_stages_finished_total"
+    }
     assert stage_jobs == set(per_job)
 
 
@@ -229,8 +229,9 @@ async def test_bad_inputs_are_logged_once_counted_and_isolated(
     }
     for problem, count in problems.items():
         assert value(samples, "stage_monitor_discovery_problems_total", problem=problem) == count
-    assert (value(samples, "stage_monitor_discovery_fallbacks_total", reason="brief_missing_job")
-            or 0) >= 1
+    assert (
+        value(samples, "stage_monitor_discovery_fallbacks_total", reason="brief_missing_job") or 0
+    ) >= 1
 
 
 async def test_without_the_cheap_signal_or_the_brief_call_jobs_are_listed_one_by_one(
@@ -243,8 +244,14 @@ async def test_without_the_cheap_signal_or_the_brief_call_jobs_are_listed_one_by
     world.omit_signal.add(quiet.job_id)
     world.brief_status = 404
     world.job_list_shape = "result.job_list"  # the shape Huawei's Terraform provider reads
-    d = Daemon(make_settings(sim.url, projects=[project.project_id], discovery_interval=0.05,
-                             job_refresh_interval=0.3))
+    d = Daemon(
+        make_settings(
+            sim.url,
+            projects=[project.project_id],
+            discovery_interval=0.05,
+            job_refresh_interval=0.3,
+        )
+    )
     async with running(d):
         await next_round(d)
         a = s.new_build(job_id=quiet.job_id)
@@ -253,13 +260,18 @@ async def test_without_the_cheap_signal_or_the_brief_call_jobs_are_listed_one_by
         await d.watchlist.wait_for(lambda: a.record_id in d.watchlist.records)
         assert b.record_id in d.watchlist.records
         samples = await scrape(d)
-    assert (value(samples, "stage_monitor_discovery_fallbacks_total", reason="signal_missing")
-            or 0) >= 1
-    assert (value(samples, "stage_monitor_discovery_fallbacks_total", reason="brief_unavailable")
-            or 0) >= 1
+    assert (
+        value(samples, "stage_monitor_discovery_fallbacks_total", reason="signal_missing") or 0
+    ) >= 1
+    assert (
+        value(samples, "stage_monitor_discovery_fallbacks_total", reason="brief_unavailable") or 0
+    ) >= 1
     assert len(log_events(log_stream, "brief_records_unavailable")) >= 1
-    missing = [e for e in log_events(log_stream, "discovery_problem")
-               if e["problem"] == "job_signal_missing"]
+    missing = [
+        e
+        for e in log_events(log_stream, "discovery_problem")
+        if e["problem"] == "job_signal_missing"
+    ]
     assert len(missing) == 1
 
 
@@ -286,7 +298,7 @@ async def test_a_record_added_by_id_gets_its_job_labels_from_show_build_record(
         "branch": "master",
     }
     assert d.watchlist.records[broken.record_id].labels == {}  # and it is still polled
-    for (_, labels) in samples:
+    for _, labels in samples:
         if ("record_id", plan.record_id) in labels:
             assert ("job_name", "payments-service") in labels
     failed = log_events(log_stream, "record_info_failed")
