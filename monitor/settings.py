@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     region: str = "cn-north-4"
     request_timeout: float = Field(10.0, gt=0)
 
-    # --- authentication (one mode; see _auth_consistent and README "Authentication") --
+    # --- authentication (one mode; see _auth_consistent and docs/authentication.md) ---
     auth_mode: AuthMode | None = None
     auth_token: SecretStr | None = None
     auth_token_file: Path | None = None
@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     admin_token_file: Path | None = None  # a mounted Secret; re-read when it changes
     admin_read_protected: bool = False
+
+    # --- status page (GET / and /records/{id}) -------------------------------------------
+    status_page_rows: int = Field(200, ge=1, le=5000)  # builds shown at /, newest first
+    status_page_refresh: float = Field(5.0, ge=0)  # seconds between reloads; 0: none
 
     # --- whole projects: discovery of every job, history per job -----------------------
     projects: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -19,8 +19,18 @@ from monitor.domain import RecordSnapshot
 from monitor.logging import get_logger, secret_filter
 from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
-from monitor.server.admin import add_admin_routes
+from monitor.server.admin import PREFIX as ADMIN_PREFIX
+from monitor.server.admin import LookupUnavailable, admin_app
+from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
+from monitor.server.status import (
+    DiscoveryRecorder,
+    DiscoveryRow,
+    StatusPage,
+    TransitionHistory,
+    add_status_routes,
+    admin_read_guard,
+)
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
 from monitor.tracking.discovery import Discovery
@@ -82,18 +92,46 @@ class Daemon:
             readiness=[self._readiness, self.auth_health.problem],
         )
         self.app = build_app(self.collector, self.metrics.registry, self.health)
-        self.admin = add_admin_routes(
-            self.app,
-            self.watchlist,
-            token=admin_token(settings, secret_filter.add),
-            read_protected=settings.admin_read_protected,
-            terminal_statuses=settings.terminal_statuses,
+        token = admin_token(settings, secret_filter.add)
+        self.app.add_subapp(
+            ADMIN_PREFIX,
+            admin_app(
+                self.watchlist,
+                token=token,
+                read_protected=settings.admin_read_protected,
+                terminal_statuses=settings.terminal_statuses,
+                resolver=self._resolve_build,
+            ),
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
         self.project_discovery: ProjectDiscovery | None = None
         self.labeler: RecordLabeler | None = None
+        # The status page: its own bounded memory of transitions and last polls.
+        self.history = TransitionHistory(clock=clock)
+        self.watchlist.on_event(self.history.on_event)
+        self.watchlist.on_removed(self.history.forget)
+        self._job_discovery = DiscoveryRecorder(self.metrics, clock=clock)
+        self.status_page = StatusPage(
+            self.watchlist,
+            self.history,
+            version=__version__,
+            auth_mode=settings.auth_mode or "custom",
+            budget=self.gate,
+            retention=settings.retention,
+            rows=settings.status_page_rows,
+            refresh=settings.status_page_refresh,
+            refusal_confirmations=settings.not_found_confirmations,
+            discovery=self._discovery_rows,
+            # The admin API's own check: one token comparison, one refusal log line.
+            read_guard=admin_read_guard(
+                Access(token, read_protected=settings.admin_read_protected).may_read
+            ),
+            clock=clock,
+        )
+        add_status_routes(self.app, self.status_page)
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
+        self._client_open = False  # the admin API looks builds up only while it is
         self.port: int | None = None
         self._stop_requested = False
         self._stop_event: anyio.Event | None = None
@@ -109,6 +147,22 @@ class Daemon:
         self._stop_requested = True
         if self._stop_event is not None:
             self._stop_event.set()
+
+    def _discovery_rows(self) -> list[DiscoveryRow]:
+        """What the status page shows of each discovery that runs (jobs; more kinds later)."""
+        rows = []
+        if self.discovery is not None:
+            rec = self._job_discovery
+            rows.append(
+                DiscoveryRow(
+                    "jobs",
+                    len(self.discovery.job_ids),
+                    self.discovery.rounds_completed,
+                    rec.last_at,
+                    rec.last_outcome,
+                )
+            )
+        return rows
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -129,7 +183,8 @@ class Daemon:
         return await self._client.full_stages(record_id)
 
     async def _resolve_build(self, job_id: str, build_number: int) -> str:
-        assert self._client is not None
+        if self._client is None or not self._client_open:
+            raise LookupUnavailable("its API client is not running")
         return await record_id_of_build(self._client, job_id, build_number)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -144,7 +199,7 @@ class Daemon:
             user_agent=f"codearts-stage-monitor/{__version__}",
             auth_observer=self.auth_health,
         )
-        self.admin.resolver = self._resolve_build
+        self._client_open = True
         runner = None
         self._stop_event = anyio.Event()
         if self._stop_requested:
@@ -183,7 +238,7 @@ class Daemon:
                 self.discovery = Discovery(
                     self._client,
                     self.watchlist,
-                    self.metrics,
+                    self._job_discovery,
                     s.jobs,
                     interval=s.discovery_interval,
                     terminal_statuses=s.terminal_statuses,
@@ -218,7 +273,7 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                self.admin.resolver = None
+                self._client_open = False
                 if runner is not None:
                     await runner.cleanup()
                 await self._client.aclose()

@@ -49,7 +49,7 @@ class BuildStageRecord(BaseModel):
     status_code: int | None = None
     log_status: str | None = None
     # Kept as the API gives them, unparsed and unchecked: nothing downstream reads these
-    # three, and parsing them cost a third of validating an answer (issue 7, CPU per poll).
+    # three, and parsing them cost a third of validating an answer.
     create_time: Any = None
     schedule_time: Any = None
     queued_time: Any = None

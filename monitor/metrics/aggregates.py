@@ -1,7 +1,7 @@
 """Metrics that accumulate in the process: aggregates of finished stages and the monitor's own.
 
 Per-record series are not here: they are rendered from snapshots at scrape
-time (see collector.py), so nothing has to be deleted when a record retires.
+time (see renderer.py), so nothing has to be deleted when a record retires.
 """
 
 from __future__ import annotations

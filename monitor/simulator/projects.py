@@ -25,22 +25,23 @@ project ids the brief answer leaves out), `brief_status` (answer the brief call 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from monitor.simulator.faults import Fault
+from monitor.simulator import faults
+from monitor.simulator.faults import Fault, FaultPlan
+from monitor.simulator.requestlog import RequestLog
 from monitor.simulator.scenario import RecordPlan, build_record, record_status
+from monitor.simulator.world import SimJob, World
 
-if TYPE_CHECKING:
-    from monitor.simulator.server import SimJob, Simulator
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_PAGE = 100  # "page_size小于等于100", "limit小于等于100"
 _CST = timezone(timedelta(hours=8))
@@ -61,8 +62,10 @@ class SimProject:
 class ProjectWorld:
     """The projects of one Simulator, and the routes that serve them."""
 
-    def __init__(self, sim: Simulator, seed: int = 0) -> None:
-        self.sim = sim
+    def __init__(self, *, world: World, faults: FaultPlan, log: RequestLog, seed: int = 0) -> None:
+        self.world = world
+        self._faults = faults
+        self._log_request = log
         self.rng = random.Random(seed ^ 0x5EED)
         self._fault_rng = random.Random(seed ^ 0xFA17)
         self.projects: dict[str, SimProject] = {}
@@ -109,7 +112,7 @@ class ProjectWorld:
         first_in: float | None = None,
         duration_scale: float = 1.0,
     ) -> SimJob:
-        job = self.sim.add_job(
+        job = self.world.add_job(
             name or "unnamed", every=every, first_in=first_in, duration_scale=duration_scale
         )
         self.names[job.job_id] = name
@@ -121,41 +124,41 @@ class ProjectWorld:
         for project in self.projects.values():
             if job_id in project.job_ids:
                 project.job_ids.remove(job_id)
-        job = self.sim.jobs.pop(job_id, None)
+        job = self.world.jobs.pop(job_id, None)
         if job is not None:
             job.every = 0.0
 
     def jobs_of(self, project_id: str) -> list[SimJob]:
-        return [self.sim.jobs[j] for j in self.projects[project_id].job_ids if j in self.sim.jobs]
+        return [
+            self.world.jobs[j] for j in self.projects[project_id].job_ids if j in self.world.jobs
+        ]
 
     def watched_truth(self, job_ids: Iterable[str]) -> list[RecordPlan]:
         wanted = set(job_ids)
-        return [p for p in self.sim.plans.values() if p.job_id in wanted]
+        return [p for p in self.world.plans.values() if p.job_id in wanted]
 
     # --- routes ------------------------------------------------------------------------
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/v1/job/{project_id}/list", self._job_list)
-        router.add_get("/v3/{project_id}/jobs", self._job_list)
-        router.add_post("/v1/record/brief", self._brief)
-        router.add_get("/v1/record/{record_id}/info", self._record_info)
+    def routes(self, gate: Callable[[Handler], Handler]) -> list[web.RouteDef]:
+        """The routes, each behind the gateway's `gate` (authentication)."""
+        return [
+            web.get("/v1/job/{project_id}/list", gate(self._job_list)),
+            web.get("/v3/{project_id}/jobs", gate(self._job_list)),
+            web.post("/v1/record/brief", gate(self._brief)),
+            web.get("/v1/record/{record_id}/info", gate(self._record_info)),
+        ]
 
     def _log(self, request: web.Request, status: int, fault: Fault | None = None) -> None:
-        self.sim._log(request, None, status, fault)
+        self._log_request(request, None, status, fault)
 
     async def _gate(self, request: web.Request, key: str) -> web.StreamResponse | None:
-        """The answer for an unauthorized or faulted request; None to go on."""
-        if not self.sim.authorized(request):
-            self._log(request, 401)
-            return self.sim.unauthorized(request)
-        fault = self.sim.faults.pick_keyed(key, self._fault_rng)
+        """The answer for a faulted request; None to go on."""
+        fault = self._faults.pick_keyed(key, self._fault_rng)
         if fault is not None:
             self._log(request, fault.http_status, fault)
-            return await _fault_answer(
-                request, fault, self.sim.faults.retry_after, self.sim.faults.slow_seconds
-            )
-        if self.sim.jobs:
-            self.sim.start_due_builds()
+            return await faults.answer(request, fault, self._faults, lambda: {"jobs": []})
+        if self.world.jobs:
+            self.world.start_due_builds()
         return None
 
     async def _job_list(self, request: web.Request) -> web.StreamResponse:
@@ -180,7 +183,7 @@ class ProjectWorld:
             return _error("CB.00060214", "The project does not exist", 404)  # INVENTED
         jobs = self.jobs_of(project_id)
         newest = self._newest_builds()
-        now = self.sim.clock.now()
+        now = self.world.clock.now()
         entries = [
             self._entry(j, newest.get(j.job_id), now) for j in jobs[page * size : (page + 1) * size]
         ]
@@ -197,7 +200,7 @@ class ProjectWorld:
 
     def _newest_builds(self) -> dict[str, RecordPlan]:
         out: dict[str, RecordPlan] = {}
-        for plan in self.sim.plans.values():
+        for plan in self.world.plans.values():
             best = out.get(plan.job_id)
             if best is None or (plan.created, plan.build_number) > (
                 best.created,
@@ -212,7 +215,9 @@ class ProjectWorld:
         if newest is not None:
             if self.last_build_time_at == "end":
                 ended = [
-                    p for p in self.sim.builds_of(job.job_id) if record_status(p, now) != "RUNNING"
+                    p
+                    for p in self.world.builds_of(job.job_id)
+                    if record_status(p, now) != "RUNNING"
                 ]
                 last_ms = int(max(p.end_time() for p in ended) * 1000) if ended else None
             else:
@@ -267,14 +272,14 @@ class ProjectWorld:
         ):
             self._log(request, 400)
             return _error("CB.00060200", "Invalid param", 400)
-        by_project = {j.build_project_id: j for j in self.sim.jobs.values()}
-        now = self.sim.clock.now()
+        by_project = {j.build_project_id: j for j in self.world.jobs.values()}
+        now = self.world.clock.now()
         result = []
         for bpid in dict.fromkeys(ids):
             job = by_project.get(bpid)
             if job is None or bpid in self.brief_omit:
                 continue
-            dtos = [_brief_dto(p, now, job) for p in self.sim.builds_of(job.job_id)[:limit]]
+            dtos = [_brief_dto(p, now, job) for p in self.world.builds_of(job.job_id)[:limit]]
             result.append({"brief_build_record_dtos": dtos, "project_id": bpid})
         self._log(request, 200)
         return web.json_response({"error": {}, "result": result, "status": "success"})
@@ -284,15 +289,18 @@ class ProjectWorld:
         early = await self._gate(request, f"record-info:{record_id}")
         if early is not None:
             return early
-        plan = self.sim.plans.get(record_id)
-        job = self.sim.jobs.get(plan.job_id) if plan is not None else None
+        plan = self.world.plans.get(record_id)
+        job = self.world.jobs.get(plan.job_id) if plan is not None else None
         if plan is None or job is None:
             # Builds made by `populate()` belong to no simulated job: INVENTED 404, so a
             # record whose job is unknown shows the failure path (labels stay empty).
             self._log(request, 404)
             return _error("DEVCB.00031006", "build task not found", 404)
         record = build_record(
-            plan, self.sim.clock.now(), job_name=job.job_name, build_project_id=job.build_project_id
+            plan,
+            self.world.clock.now(),
+            job_name=job.job_name,
+            build_project_id=job.build_project_id,
         )
         record["build_record_type"] = {
             "is_rerun": False,
@@ -328,57 +336,6 @@ def _brief_dto(plan: RecordPlan, now: float, job: SimJob) -> dict[str, Any]:
     dto["build_no"] = plan.build_number  # an integer here, a string in ListRecords
     dto["create_time"] = datetime.fromtimestamp(plan.created, _CST).strftime("%Y-%m-%d %H:%M:%S")
     return dto
-
-
-async def _fault_answer(
-    request: web.Request, fault: Fault, retry_after: str, slow_seconds: float
-) -> web.StreamResponse:
-    if fault is Fault.THROTTLE:
-        return web.json_response(
-            {
-                "error_code": "APIGW.0308",
-                "error_msg": "The throttling threshold has been reached",
-                "request_id": uuid.uuid4().hex,
-            },
-            status=429,
-            headers={"Retry-After": retry_after},
-        )
-    if fault is Fault.HTTP_500:
-        return _error("CB.00060100", "Network busy. Try again later.", 500)
-    if fault in (Fault.HTTP_502, Fault.HTTP_503):
-        return web.Response(
-            text="<html><body>Bad Gateway</body></html>",
-            status=fault.http_status,
-            content_type="text/html",
-        )
-    if fault is Fault.SLOW:
-        await asyncio.sleep(slow_seconds)
-        return _error("CB.00060100", "Network busy.", 500)
-    if fault is Fault.RESET or fault is Fault.TRUNCATED:
-        if fault is Fault.TRUNCATED:
-            resp = web.StreamResponse(status=200)
-            resp.content_type = "application/json"
-            resp.content_length = 200
-            await resp.prepare(request)
-            await resp.write(b'{"jobs": [')
-        if request.transport is not None:
-            request.transport.abort()
-        raise web.HTTPServiceUnavailable()
-    if fault is Fault.NOT_JSON:
-        return web.Response(
-            text="<html><body>Service Unavailable</body></html>", content_type="text/html"
-        )
-    if fault is Fault.WRONG_SHAPE:
-        return web.json_response({"jobs": {"total": "many"}, "result": "x", "status": "success"})
-    if fault is Fault.OK_STATUS_FAIL:
-        return web.json_response(
-            {
-                "result": None,
-                "status": "fail",
-                "error": {"error_code": "CB.00060101", "error_msg": "Internal error"},
-            }
-        )
-    return _error("CB.00060101", "Internal error", 200)
 
 
 __all__ = ["ProjectWorld", "SimProject"]

@@ -79,6 +79,7 @@ class Watchlist:
         self._changed = anyio.Event()
         self._added_listeners: list[Callable[[WatchedRecord], None]] = []
         self._event_listeners: list[Listener] = []
+        self._removed_listeners: list[Callable[[str], None]] = []
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -90,6 +91,10 @@ class Watchlist:
         """Called for every event (transition, finished stage, completion, poll), after
         it was persisted and logged."""
         self._event_listeners.append(callback)
+
+    def on_removed(self, callback: Callable[[str], None]) -> None:
+        """Called with the record id of every record that leaves the watchlist."""
+        self._removed_listeners.append(callback)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` holds; re-checked after every change."""
@@ -172,6 +177,8 @@ class Watchlist:
             return False
         await self._store.delete(record_id)
         self._log.info("record_removed", record_id=record_id, source=rec.source, **_label_kv(rec))
+        for cb in self._removed_listeners:
+            cb(record_id)
         self._notify()
         return True
 

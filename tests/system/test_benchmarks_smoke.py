@@ -31,6 +31,9 @@ FIGURES = (
     "body size (ours / baseline)",
     "p50",
     "p99",
+    "/ render, 50 rows, all changed",
+    "polls/s ratio (loaded / quiet)",
+    "poll delay p99, while loading",
 )
 
 
