@@ -305,3 +305,24 @@ async def test_a_record_added_by_id_gets_its_job_labels_from_show_build_record(
     assert [e["record_id"] for e in failed] == [broken.record_id]
     requests = [r for r in s.requests if r.path.endswith("/info") and "/record/" in r.path]
     assert len(requests) == 2  # once per record
+
+
+async def test_last_build_time_moving_at_the_end_and_build_project_ids_in_the_list(
+    sim: SimServer,
+) -> None:
+    s = sim.sim
+    world = s.projects
+    world.last_build_time_at = "end"  # undocumented: either may be true
+    world.include_build_project_id = True  # in the Job schema: no ShowJobInfo needed then
+    project = world.add_project(names=["a", "b", "c"])
+    jobs = world.jobs_of(project.project_id)
+    d = Daemon(make_settings(sim.url, projects=[project.project_id], discovery_interval=0.05))
+    async with running(d):
+        await next_round(d)
+        plans = [s.new_build(job_id=j.job_id) for j in jobs]
+        await next_round(d)
+        assert all(p.record_id in d.watchlist.records for p in plans)
+        samples = await scrape(d)
+    assert value(samples, "stage_monitor_discovery_requests_total", api="job_info") == 0
+    assert (value(samples, "stage_monitor_discovery_requests_total", api="brief_records") or 0) >= 1
+    assert [r for r in s.requests if r.path.endswith("/info") and "/job/" in r.path] == []
