@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import discovery, latency
+from benchmarks import discovery, latency, traces
 from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency", "status_page", "discovery")
+CASES = ("cpu", "scale", "scrape", "latency", "status_page", "traces", "discovery")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class Plan:
     status_poll_records: int = 1000
     status_interval: float = 10.0
     status_window: float = 10.0
+    traces_records: int = 200
+    traces_speed: float = 100.0  # simulated seconds per real second
+    traces_interval: float = 0.15  # real seconds: 15 s of a real build at that speed
 
     @classmethod
     def full(cls, runs: int) -> Plan:
@@ -105,6 +108,9 @@ class Plan:
             status_poll_records=20,
             status_interval=0.5,
             status_window=0.5,
+            traces_records=20,
+            traces_speed=1000.0,
+            traces_interval=0.015,
         )
 
 
@@ -250,6 +256,42 @@ def case_scrape(plan: Plan) -> dict[str, Any]:
     return result
 
 
+def case_traces(plan: Plan) -> dict[str, Any]:
+    runs = []
+    for i in range(plan.runs):
+        with (
+            simulator_process(records=0, speed=plan.traces_speed, seed=i + 1) as sim,
+            traces.receiver_process() as receiver,
+        ):
+            runs.append(
+                run_json(
+                    "benchmarks.traces",
+                    "--url",
+                    sim.url,
+                    "--receiver",
+                    receiver,
+                    "--builds",
+                    str(plan.traces_records),
+                    "--interval",
+                    str(plan.traces_interval),
+                )
+            )
+    keys = (
+        "poll_cpu_per_build_us",
+        "export_cpu_per_build_us",
+        "export_over_poll",
+        "single_cpu_per_build_us",
+        "single_over_poll",
+    )
+    return {
+        "records": plan.traces_records,
+        "speed": plan.traces_speed,
+        "interval_seconds": plan.traces_interval,
+        "runs": runs,
+        "median": {k: median_of_runs(runs, k) for k in (*keys, "polls_per_build")},
+    }
+
+
 def case_latency(plan: Plan) -> dict[str, Any]:
     runs = [
         latency.run_once(
@@ -365,7 +407,7 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
         row(case, "c/b", m["c_over_b"] if sdk else None, "x")
     if "discovery" in results:
         d = results["discovery"]
-        case = f"5 discovery ({d['jobs']} jobs, {d['active_per_round']} active a round)"
+        case = f"7 discovery ({d['jobs']} jobs, {d['active_per_round']} active a round)"
         worst = d["projects"]["max_requests_per_round"]
         row(case, "MONITOR_PROJECTS requests/round (max)", worst, "", "≤ 20", worst <= 20)
         row(case, "MONITOR_JOBS requests/round (max)", d["per_job"]["max_requests_per_round"], "")
@@ -460,6 +502,20 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
         row(case, "poll delay p99, while loading", loaded_p99, "ms", "< 1 s", loaded_p99 < 1)
         row(case, "page loads in the window", p["loaded"]["page_loads"], "")
         row(case, "page load p50 over HTTP", p["loaded"]["page_p50_seconds"], "ms")
+    if "traces" in results:
+        m = results["traces"]["median"]
+        t = results["traces"]
+        case = (
+            f"6 traces ({t['records']} builds, polled every "
+            f"{t['interval_seconds'] * t['speed']:g} s to completion)"
+        )
+        row(case, "polling, CPU per build", m["poll_cpu_per_build_us"], "us")
+        row(case, "trace export, CPU per build (batched)", m["export_cpu_per_build_us"], "us")
+        row(case, "same, one request per build", m["single_cpu_per_build_us"], "us")
+        row(case, "polls per build", round(m["polls_per_build"], 1), "")
+        row(case, "export / polling (batched)", m["export_over_poll"], "%")
+        ratio = m["single_over_poll"]
+        row(case, "export / polling (one request per build)", ratio, "%", "< 10 %", ratio < 0.10)
     return rows
 
 
@@ -514,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "scrape": case_scrape,
         "latency": case_latency,
         "status_page": case_status_page,
+        "traces": case_traces,
         "discovery": case_discovery,
     }
     results: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Case 5, discovery: API requests per discovery round, whole projects against per-job.
+"""Case 7, discovery: API requests per discovery round, whole projects against per-job.
 
 One simulated project of `jobs` jobs (in-process, on loopback, its clock moved by
 hand); each measured round `active` jobs start a build first. The same round is

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     Field,
     SecretStr,
@@ -32,6 +33,7 @@ from pydantic_settings import (
 )
 
 from monitor.domain.ids import JOB_ID_RE, PROJECT_ID_RE, is_valid_record_id
+from monitor.traces.config import otlp_url, parse_headers
 
 DEFAULT_TERMINAL_STATUSES = (
     "SUCCESS",
@@ -43,6 +45,17 @@ DEFAULT_TERMINAL_STATUSES = (
 )
 CONFIG_ENV = "MONITOR_CONFIG"
 AuthMode = Literal["token", "password", "aksk"]
+
+
+def _headers_valid(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        parse_headers(value.get_secret_value())
+    return value
+
+
+OtlpUrl = Annotated[str | None, AfterValidator(otlp_url)]
+OtlpHeaders = Annotated[SecretStr | None, AfterValidator(_headers_valid)]
+
 
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
@@ -125,6 +138,26 @@ class Settings(BaseSettings):
     # --- status page (GET / and /records/{id}) -------------------------------------------
     status_page_rows: int = Field(200, ge=1, le=5000)  # builds shown at /, newest first
     status_page_refresh: float = Field(5.0, ge=0)  # seconds between reloads; 0: none
+
+    # --- traces: OTLP/HTTP export of completed builds (off unless an endpoint is set) ---
+    otlp_endpoint: OtlpUrl = None  # the collector's base URL; traces go to /v1/traces
+    # The standard OpenTelemetry variables, under their own names.
+    otel_exporter_otlp_traces_endpoint: OtlpUrl = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_traces_endpoint")
+    )
+    otel_exporter_otlp_endpoint: OtlpUrl = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_endpoint")
+    )
+    otel_exporter_otlp_headers: OtlpHeaders = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_headers")
+    )
+    otel_service_name: str = Field(
+        "codearts-build", min_length=1, validation_alias=AliasChoices("otel_service_name")
+    )
+    otlp_queue_size: int = Field(10_000, ge=1)  # spans waiting for delivery, at most
+    otlp_retry_for: float = Field(3600.0, gt=0)  # seconds a build's trace is retried
+    otlp_backoff_max: float = Field(30.0, gt=0)  # longest wait between two attempts
+    otlp_timeout: float = Field(10.0, gt=0)  # seconds one export request may take
 
     # --- whole projects: discovery of every job, history per job -----------------------
     projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -349,6 +382,12 @@ class Settings(BaseSettings):
         for secret in (self.auth_token, self.iam_password, self.sk, self.admin_token):
             if secret is not None:
                 out.append(secret.get_secret_value())
+        if self.otel_exporter_otlp_headers is not None:
+            out.append(self.otel_exporter_otlp_headers.get_secret_value())
+            for header in parse_headers(
+                self.otel_exporter_otlp_headers.get_secret_value()
+            ).values():
+                out.extend([header, *header.split()[1:]])  # "Bearer X": X alone is secret too
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:
@@ -418,6 +457,8 @@ def format_validation_errors(exc: ValidationError) -> list[str]:
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
         loc = _ALIAS_FIELDS.get(loc, loc)
         env = f"MONITOR_{loc.upper()}" if err["loc"] else ""
+        if loc.startswith("otel_"):
+            env = loc.upper()  # the standard OpenTelemetry names carry no prefix
         where = f"{loc} ({env})" if env else loc
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {msg}")

@@ -33,6 +33,9 @@ from monitor.server.status import (
 )
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
+from monitor.store.outbox import outbox_for
+from monitor.traces.config import parse_headers, shown_url, traces_url
+from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.labeler import RecordLabeler
 from monitor.tracking.projects import ProjectDiscovery
@@ -73,6 +76,7 @@ class Daemon:
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
         self.metrics.watch_jobs(settings.max_jobs, self._labels_of)
+        self.traces = self._trace_exporter(clock)
         self.metrics.watch_record_states(self.watchlist.counts)
         self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
         self.scheduler = Scheduler(
@@ -136,6 +140,33 @@ class Daemon:
         self._stop_requested = False
         self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.app")
+
+    def _trace_exporter(self, clock: Callable[[], float]) -> TraceExporter | None:
+        """The OTLP exporter, a listener beside metrics; None unless an endpoint is set."""
+        s = self.settings
+        url = traces_url(
+            s.otlp_endpoint, s.otel_exporter_otlp_traces_endpoint, s.otel_exporter_otlp_endpoint
+        )
+        if url is None:
+            return None
+        headers = s.otel_exporter_otlp_headers
+        exporter = TraceExporter(
+            self.watchlist,
+            outbox_for(self.store),
+            self.metrics,
+            url=url,
+            headers=parse_headers(headers.get_secret_value()) if headers else {},
+            service_name=s.otel_service_name,
+            scope_version=__version__,
+            queue_size=s.otlp_queue_size,
+            retry_for=s.otlp_retry_for,
+            backoff_max=s.otlp_backoff_max,
+            timeout=s.otlp_timeout,
+            clock=clock,
+        )
+        self.watchlist.on_completing(exporter.remember)
+        self.watchlist.on_event(exporter.on_event)
+        return exporter
 
     @property
     def stopping(self) -> bool:
@@ -226,6 +257,8 @@ class Daemon:
         self.watchlist.on_added(self.labeler.on_added)
         try:
             await self.watchlist.restore()
+            if self.traces is not None:  # before reconcile may forget a record still owed
+                await self.traces.resume()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
@@ -254,11 +287,14 @@ class Daemon:
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
                 projects=len(s.projects),
+                traces=shown_url(self.traces.url) if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
                 state_path=s.state_path,
             )
             async with anyio.create_task_group() as tg:
+                if self.traces is not None:
+                    await tg.start(self.traces.run)
                 await tg.start(self.scheduler.run)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
@@ -287,5 +323,7 @@ class Daemon:
         self.scheduler.stop()
         with anyio.move_on_after(grace):
             await self.scheduler.wait_finished()
+            if self.traces is not None:  # what is left after the grace waits in the outbox
+                await self.traces.flushed()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)

@@ -107,6 +107,9 @@ def to_snapshot(record_id: str, body: FullStagesResponse, fetched_at: float) -> 
                 start_time=rec.start_time,
                 finish_time=rec.finish_time,
                 sequence=rec.sequence if rec.sequence is not None else 10_000 + fallback_seq,
+                stage_id=rec.id,
+                # Parsed only where it is needed, so a running build costs nothing more.
+                created_at=parse_timestamp(rec.create_time) if rec.start_time is None else None,
             )
         )
     stages.sort(key=lambda s: (s.sequence, s.key))

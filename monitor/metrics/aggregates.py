@@ -169,6 +169,21 @@ class MonitorMetrics:
             self.discovery_runs.labels(outcome=outcome)
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
+        # Trace export (OTLP): builds by what became of their trace, and the queue.
+        self.traces_exported = Counter(
+            "stage_monitor_traces_exported",
+            "Completed builds' traces by outcome: delivered to the collector, retried (one "
+            "per build per failed attempt) or dropped (given up, refused or the queue full).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("delivered", "retried", "dropped"):
+            self.traces_exported.labels(outcome=outcome)
+        self.trace_queue_spans = Gauge(
+            "stage_monitor_trace_queue_spans",
+            "Spans waiting to be delivered to the OTLP collector.",
+            registry=r,
+        )
 
         # --- projects: discovery of whole projects, history per job ------------------------
         self.discovery_requests = Counter(
@@ -296,6 +311,12 @@ class MonitorMetrics:
     def set_discovery_jobs(self, counts: dict[str, int]) -> None:
         for state, count in counts.items():
             self.discovery_jobs.labels(state=state).set(count)
+
+    def count_traces(self, outcome: str, builds: int) -> None:
+        self.traces_exported.labels(outcome=outcome).inc(builds)
+
+    def set_trace_queue(self, spans: int) -> None:
+        self.trace_queue_spans.set(spans)
 
     def count_discovery_run(self, outcome: str) -> None:
         self.discovery_runs.labels(outcome=outcome).inc()

@@ -10,7 +10,7 @@ than ever repeating one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,7 @@ class Watchlist:
         self._added_listeners: list[Callable[[WatchedRecord], None]] = []
         self._event_listeners: list[Listener] = []
         self._removed_listeners: list[Callable[[str], None]] = []
+        self._completing: list[Callable[[str, float], Awaitable[None]]] = []
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -95,6 +96,11 @@ class Watchlist:
     def on_removed(self, callback: Callable[[str], None]) -> None:
         """Called with the record id of every record that leaves the watchlist."""
         self._removed_listeners.append(callback)
+
+    def on_completing(self, callback: Callable[[str, float], Awaitable[None]]) -> None:
+        """Awaited with (record id, completion time) before a completion is stored; if it
+        raises StoreError the completion is not stored either, and the next poll retries."""
+        self._completing.append(callback)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` holds; re-checked after every change."""
@@ -209,8 +215,11 @@ class Watchlist:
             if obs.completed is not None:
                 after.state = RecordState.COMPLETE
                 after.result = obs.completed.result
-                after.finished_at = self._clock()
+                after.finished_at = completed_at = self._clock()
             try:
+                if obs.completed is not None:
+                    for hook in self._completing:
+                        await hook(rec.record_id, completed_at)
                 await self._store.save(after)
             except StoreError as exc:
                 # Left as it was, the record shows the same changes to the next poll,
