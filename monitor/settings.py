@@ -169,29 +169,18 @@ class Settings(BaseSettings):
     @field_validator("projects", mode="before")
     @classmethod
     def _projects_csv(cls, value: Any) -> Any:
-        return _split_csv(value)
-
-    @field_validator("projects")
-    @classmethod
-    def _projects_valid(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if PROJECT_ID_RE.fullmatch(v) is None]
+        bad = [v for v in _split_csv(value) if PROJECT_ID_RE.fullmatch(str(v)) is None]
         if bad:
-            raise ValueError(
-                "not a CodeArts project id (32 characters of [0-9a-z]): "
-                + ", ".join(repr(b[:40]) for b in bad)
-            )
-        return list(dict.fromkeys(value))
+            raise ValueError("not a CodeArts project id (32 characters of [0-9a-z]): " + repr(bad))
+        return list(dict.fromkeys(_split_csv(value)))
 
     @field_validator("job_include", "job_exclude")
     @classmethod
     def _job_pattern(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
         try:
-            re.compile(value)
+            return None if value is None else re.compile(value).pattern
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
     @classmethod
     def settings_customise_sources(

@@ -140,7 +140,8 @@ class MonitorMetrics:
         )
         self.discovery_runs = Counter(
             "stage_monitor_discovery_runs",
-            "Listings of one job's recent builds by job discovery, by outcome.",
+            "Discovery calls by outcome: one job's builds listed, a project's job list read, or a "
+            "brief-records batch asked.",
             ["outcome"],
             registry=r,
         )
