@@ -55,3 +55,8 @@ def clip_label(value: str) -> str:
 # What a record's job is, as discovery or ShowBuildRecord tells it; a watchlist source
 # that re-adds a record without them does not take them away.
 JOB_LABELS = ("job_id", "job_name", "build_number", "branch")
+
+
+def anchored_pattern(pattern: str) -> re.Pattern[str]:
+    """A job-name pattern, anchored at both ends as Prometheus relabelling regexes are."""
+    return re.compile(f"(?:{pattern})\\Z")

@@ -3,27 +3,24 @@
 A round reads each project's job list (a page per 100 jobs: it is where the cheap
 signal lives) and asks about the few jobs that signal names, many in one request:
 
-- a job is *active* when its entry says `is_finished: false`, or its
-  `last_build_time` differs from the previous round's (whether that field moves
-  when a build starts or when it ends is not documented, so either is read as news);
-- the newest builds of the active jobs come from one ListBriefRecord request per
-  100 jobs; builds not finished and not seen before are watched, labelled
-  `job_id`, `job_name`, `build_number` and `branch`.
+- a job is *active* when its entry says `is_finished: false`, or its `last_build_time`
+  differs from the last round's (whether it moves when a build starts or ends is not
+  documented, so either is news), or the last look at it failed;
+- the newest builds of active jobs come from one ListBriefRecord request per 100 jobs;
+  new unfinished builds are watched, labelled job_id, job_name, build_number, branch.
 
 Where the signal is missing (an entry without both fields), or the brief call is
 refused (400/404) or leaves a job out, the job is listed on its own with
 ListRecords instead: jobs without a signal every MONITOR_JOB_REFRESH_INTERVAL, the
 others in the round they are active. Each of these is logged once and counted.
 
-As with MONITOR_JOBS, a build already finished when first seen is history and never
-watched, nor is a build seen in an earlier round (an admin's DELETE stays done).
-Jobs are matched by name against MONITOR_JOB_INCLUDE / MONITOR_JOB_EXCLUDE (both
-anchored); disabled jobs are skipped. Every request goes through the one client.
+As with MONITOR_JOBS, a build finished when first seen, or seen in an earlier round, is
+never watched. Jobs are matched by name against MONITOR_JOB_INCLUDE / MONITOR_JOB_EXCLUDE
+(anchored); disabled jobs are skipped. Every request goes through the one client.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +40,7 @@ from monitor.codearts.projects import (
     list_project_jobs,
 )
 from monitor.domain.ids import is_valid_record_id
-from monitor.domain.labels import MAX_LABEL_VALUE, clip_label
+from monitor.domain.labels import MAX_LABEL_VALUE, anchored_pattern, clip_label
 from monitor.logging import get_logger
 from monitor.tracking.discovery import DISCOVERY_SOURCE
 from monitor.tracking.problems import Problems
@@ -79,17 +76,13 @@ class _Job:
     seen: frozenset[str] = frozenset()  # record ids of its last listing
     next_fallback_at: float = 0.0
     changed: bool = False  # the list's signal says: look at this job this round
+    retry: bool = False  # the last look failed: look again whatever the signal says
 
 
 @dataclass(slots=True)
 class _RoundPlan:
     brief: list[_Job] = field(default_factory=list)
     single: list[tuple[_Job, str]] = field(default_factory=list)  # (job, fallback reason)
-
-
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A job-name pattern, anchored at both ends as Prometheus relabelling regexes are."""
-    return re.compile(f"(?:{pattern})\\Z")
 
 
 class ProjectDiscovery:
@@ -116,8 +109,8 @@ class ProjectDiscovery:
         self._interval = interval
         self._refresh = refresh_interval
         self._terminal = terminal_statuses
-        self._include = compile_pattern(include)
-        self._exclude = compile_pattern(exclude) if exclude else None
+        self._include = anchored_pattern(include)
+        self._exclude = anchored_pattern(exclude) if exclude else None
         self._clock = clock
         self.jobs: dict[str, _Job] = {}  # watched jobs by job id
         self._brief_until = 0.0  # the brief call is not tried again before this
@@ -234,9 +227,13 @@ class ProjectDiscovery:
                 # First sight: only a running build is news; the rest is history.
                 job.changed = entry.is_finished is False
             else:
-                job.changed = entry.is_finished is False or (
-                    entry.last_build_time is not None
-                    and entry.last_build_time != job.last_build_time
+                job.changed = (
+                    job.retry
+                    or entry.is_finished is False
+                    or (
+                        entry.last_build_time is not None
+                        and entry.last_build_time != job.last_build_time
+                    )
                 )
             job.name, job.project_id = entry.job_name, project_id
             job.build_project_id = entry.build_project_id or job.build_project_id
@@ -299,6 +296,7 @@ class ProjectDiscovery:
                     self._log.warning(
                         "discovery_failed", job_id=job.job_id, outcome=exc.outcome, error=str(exc)
                     )
+                    job.retry = True
                     continue
             keep.append(job)
         plan.brief = keep
@@ -331,6 +329,8 @@ class ProjectDiscovery:
                 self._log.warning(
                     "discovery_failed", api="brief_records", outcome=exc.outcome, error=str(exc)
                 )
+                for job in batch:
+                    job.retry = True
                 continue
             self._metrics.count_discovery_run("success")
             for job in batch:
@@ -360,6 +360,7 @@ class ProjectDiscovery:
             self._log.warning(
                 "discovery_failed", job_id=job.job_id, outcome=exc.outcome, error=str(exc)
             )
+            job.retry = True
             return
         self._metrics.count_discovery_run("success")
         await self._take(job, [BriefBuild(b.record_id, b.status, b.build_no, None) for b in listed])
@@ -367,6 +368,7 @@ class ProjectDiscovery:
     async def _take(self, job: _Job, builds: Iterable[BriefBuild]) -> None:
         """Watch the builds that are new and unfinished; remember all as seen."""
         builds = list(builds)
+        job.retry = False
         added = []
         for build in builds:
             rid = build.record_id
