@@ -72,6 +72,7 @@ class ProjectWorld:
         self.disabled: set[str] = set()  # job ids
         self.refused: dict[str, int] = {}  # project id -> 403 or 404
         self.omit_signal: set[str] = set()  # job ids
+        self.omit_is_finished: set[str] = set()  # job ids: last_build_time is the only signal
         self.brief_omit: set[str] = set()  # build project ids
         self.brief_status: int | None = None
         self.job_list_shape = SHAPE_JOBS
@@ -247,6 +248,8 @@ class ProjectWorld:
         }
         if self.include_build_project_id:
             entry["build_project_id"] = job.build_project_id
+        if job.job_id in self.omit_is_finished:
+            del entry["is_finished"]
         if job.job_id in self.omit_signal:
             del entry["last_build_time"], entry["is_finished"]
         return entry

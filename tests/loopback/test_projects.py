@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from collections import Counter
 
+import anyio
+
 from monitor.app import Daemon
 from monitor.domain import RecordState
 from monitor.simulator.faults import Fault
@@ -326,3 +328,24 @@ async def test_last_build_time_moving_at_the_end_and_build_project_ids_in_the_li
     assert value(samples, "stage_monitor_discovery_requests_total", api="job_info") == 0
     assert (value(samples, "stage_monitor_discovery_requests_total", api="brief_records") or 0) >= 1
     assert [r for r in s.requests if r.path.endswith("/info") and "/job/" in r.path] == []
+
+
+async def test_a_failed_brief_call_is_made_good_in_the_next_round(
+    sim: SimServer, log_stream: io.StringIO
+) -> None:
+    s = sim.sim
+    world = s.projects
+    project = world.add_project(names=["lbt-only"])
+    (job,) = world.jobs_of(project.project_id)
+    world.omit_is_finished.add(job.job_id)  # only last_build_time moves, once
+    d = Daemon(make_settings(sim.url, projects=[project.project_id], discovery_interval=0.05))
+    async with running(d):
+        await next_round(d)
+        s.faults.inject(Fault.HTTP_500, "brief", count=1)
+        plan = s.new_build(job_id=job.job_id)
+        with anyio.fail_after(10):  # without the retry, the build would never be seen
+            await d.watchlist.wait_for(lambda: plan.record_id in d.watchlist.records)
+    failed = [
+        e for e in log_events(log_stream, "discovery_failed") if e.get("api") == "brief_records"
+    ]
+    assert [e["outcome"] for e in failed] == ["server_error"]
