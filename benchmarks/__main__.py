@@ -22,12 +22,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import latency, traces
+from benchmarks import discovery, latency, traces
 from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency", "status_page", "traces", "history")
+CASES = ("cpu", "scale", "scrape", "latency", "status_page", "traces", "discovery", "history")
 # "The release before" in the history case: the commit the tombstones change branched
 # from, run from a `git archive` of it with the same interpreter (override: --baseline).
 HISTORY_BASELINE = "216d9f7"
@@ -432,6 +432,11 @@ def _verdict(value: float | None, ok: bool | None) -> str:
     return "holds" if ok else "MISSED"
 
 
+def case_discovery(plan: Plan) -> dict[str, Any]:
+    jobs, rounds = (50, 2) if plan.runs == 1 and plan.cpu_records < 1000 else (500, 5)
+    return discovery.run_once(jobs=jobs, active=5, rounds=rounds)
+
+
 def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str, str, str]]:
     """(case, figure, value, target, verdict) rows; no verdicts in a smoke run."""
     rows: list[tuple[str, str, str, str, str]] = []
@@ -463,6 +468,15 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
         ca = m["c_over_a"] if sdk else None
         row(case, "c/a", ca, "x", "≥ 5", None if ca is None else ca >= 5)
         row(case, "c/b", m["c_over_b"] if sdk else None, "x")
+    if "discovery" in results:
+        d = results["discovery"]
+        case = f"7 discovery ({d['jobs']} jobs, {d['active_per_round']} active a round)"
+        worst = d["projects"]["max_requests_per_round"]
+        row(case, "MONITOR_PROJECTS requests/round (max)", worst, "", "≤ 20", worst <= 20)
+        row(case, "MONITOR_JOBS requests/round (max)", d["per_job"]["max_requests_per_round"], "")
+        row(case, "per-job / projects", d["ratio_per_job_over_projects"], "x")
+        missed = d["projects"]["builds_missed"] + d["per_job"]["builds_missed"]
+        row(case, "builds missed", missed, "", "0", missed == 0)
     if "scale" in results:
         m = results["scale"]["median"]
         s = results["scale"]
@@ -651,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": case_latency,
         "status_page": case_status_page,
         "traces": case_traces,
+        "discovery": case_discovery,
         "history": partial(case_history, baseline=args.baseline),
     }
     results: dict[str, Any] = {}

@@ -22,6 +22,7 @@ import anyio.lowlevel
 from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
 from monitor.domain import RecordSnapshot, RecordState
 from monitor.domain.ids import is_valid_record_id
+from monitor.domain.labels import JOB_LABELS
 from monitor.logging import get_logger
 from monitor.store.base import StateStore, StoredRecord, StoreError, Tombstone
 from monitor.tracking.tracker import (
@@ -152,8 +153,9 @@ class Watchlist:
             return tombstone, False
         existing = self.records.get(record_id)
         if existing is not None:
-            if labels and dict(labels) != existing.labels:
-                existing.labels = dict(labels)
+            kept = {k: v for k, v in existing.labels.items() if k in JOB_LABELS}
+            if labels and {**kept, **labels} != existing.labels:
+                existing.labels = {**kept, **labels}
                 existing.version += 1
                 await self._store.save(existing.stored())
                 self._notify()
