@@ -586,7 +586,7 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
             if t is None:
                 continue
             first, second = t["first"], t["second"]
-            case = f"5 history, {label} ({h['first']} then +{h['second']} finished records)"
+            case = f"8 history, {label} ({h['first']} then +{h['second']} finished records)"
             ours = name == "ours"
             rss, state = t["rss_per_record_bytes"], t["state_per_record_bytes"]
             row(case, "RSS growth per record", rss, "B", "≤ 600 B" if ours else "",
