@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AliasChoices,
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
     admin_token_file: Path | None = None  # a mounted Secret; re-read when it changes
     admin_read_protected: bool = False
 
+    # --- more than one replica (Redis) ------------------------------------------------
+    # When set, Redis is the state store and the coordinator of every replica that shares
+    # it and the cluster name; MONITOR_STATE_PATH is then not used.
+    redis_url: SecretStr | None = None  # redis://[user:password@]host:port/db or rediss://
+    redis_password_file: Path | None = None  # a mounted Secret; re-read when it changes
+    cluster_name: str = Field("codearts-stage-monitor", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    lease_ttl: float = Field(15.0, ge=0.5)  # seconds a replica's heartbeat and leases live
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -224,6 +233,21 @@ class Settings(BaseSettings):
             raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN(_FILE)")
         return self
 
+    @model_validator(mode="after")
+    def _redis_consistent(self) -> Settings:
+        if self.redis_url is None:
+            if self.redis_password_file is not None:
+                raise ValueError("MONITOR_REDIS_PASSWORD_FILE needs MONITOR_REDIS_URL")
+            return self
+        problem = redis_url_problem(self.redis_url.get_secret_value())
+        if problem:
+            raise ValueError(f"MONITOR_REDIS_URL {problem}")
+        if self.redis_password_file is not None and not self.redis_password_file.is_file():
+            raise ValueError(
+                f"MONITOR_REDIS_PASSWORD_FILE {self.redis_password_file} is not a readable file"
+            )
+        return self
+
     def _inferred_auth_mode(self) -> AuthMode:
         configured = self._configured_auth_modes()
         if len(configured) > 1:
@@ -310,6 +334,8 @@ class Settings(BaseSettings):
         for secret in (self.auth_token, self.iam_password, self.sk, self.admin_token):
             if secret is not None:
                 out.append(secret.get_secret_value())
+        if self.redis_url is not None:
+            out += [self.redis_url.get_secret_value(), *redis_url_secrets(self.redis_url)]
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:
@@ -324,9 +350,46 @@ class Settings(BaseSettings):
             elif isinstance(value, frozenset):
                 value = sorted(value)
             data[name] = value
+        if self.redis_url is not None:  # where Redis is helps; its password never shows
+            data["redis_url"] = mask_redis_url(self.redis_url.get_secret_value())
         data["endpoint_url"] = self.endpoint_url
         data["iam_endpoint_url"] = self.iam_endpoint_url
         return data
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, without repeating it (it may hold a password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return "must start with redis:// or rediss://"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "has a port that is not a number"
+    if not parts.hostname:
+        return "names no host"
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        return "has a database that is not a number (redis://host:port/0)"
+    return None
+
+
+def redis_url_secrets(url: SecretStr) -> list[str]:
+    """The password in a Redis URL, as written and percent-decoded, for log redaction."""
+    password = urlsplit(url.get_secret_value()).password
+    return [p for p in {password, unquote(password or "")} if p]
+
+
+def mask_redis_url(url: str) -> str:
+    """The URL with its password replaced by asterisks."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
 
 
 class ConfigError(Exception):

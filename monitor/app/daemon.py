@@ -10,6 +10,8 @@ from anyio.abc import TaskStatus
 
 from monitor import __version__
 from monitor.app.auth import admin_token, auth_from_settings
+from monitor.app.cluster import Cluster
+from monitor.cluster import ClusterGate
 from monitor.codearts.auth import Auth
 from monitor.codearts.auth.health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
@@ -38,18 +40,26 @@ class Daemon:
         *,
         store: StateStore | None = None,
         auth: Auth | None = None,
-        gate: TokenBucket | None = None,
+        gate: TokenBucket | ClusterGate | None = None,
         serve_http: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = MonitorMetrics()
-        self.store: StateStore = store if store is not None else store_for(settings.state_path)
-        self.gate = (
+        secret_filter.add(settings.secret_values())
+        # With MONITOR_REDIS_URL, Redis is the store, the coordinator and the rate gate.
+        self.cluster = (
+            Cluster(settings, self.metrics, secret_filter.add) if settings.redis_url else None
+        )
+        if store is None:
+            store = self.cluster.store if self.cluster else store_for(settings.state_path)
+        self.store: StateStore = store
+        if gate is None:
+            gate = self.cluster.gate if self.cluster else None
+        self.gate: TokenBucket | ClusterGate = (
             gate if gate is not None else TokenBucket(settings.rate_limit, settings.rate_burst)
         )
         self.metrics.watch_gate(self.gate)
-        secret_filter.add(settings.secret_values())
         self.auth = auth if auth is not None else auth_from_settings(settings, secret_filter.add)
         secret_filter.add(self.auth.secrets())
         self.auth_health = AuthHealth(self.metrics, settings.auth_mode or "custom")
@@ -60,8 +70,15 @@ class Daemon:
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
-        self.metrics.watch_record_states(self.watchlist.counts)
-        self.collector = RecordCollector(self.watchlist, settings.retention, clock=clock)
+        self.metrics.watch_record_states(
+            self.cluster.counts if self.cluster else self.watchlist.counts
+        )
+        self.collector = RecordCollector(
+            self.watchlist,
+            settings.retention,
+            clock=clock,
+            exported=self.cluster.exported if self.cluster else None,
+        )
         self.scheduler = Scheduler(
             self.watchlist,
             self._poll,
@@ -72,12 +89,14 @@ class Daemon:
             stall_timeout=settings.stall_timeout,
             held_until=lambda: self.gate.paused_until,
             wall=clock,
+            may_poll=self.cluster.coordinator.owns if self.cluster else None,
         )
         self.watchlist.on_added(self.scheduler.on_added)
-        self.health = Health(
-            liveness=[self._liveness],
-            readiness=[self._readiness, self.auth_health.problem],
-        )
+        readiness = [self._readiness, self.auth_health.problem]
+        if self.cluster is not None:
+            self.cluster.bind(self.watchlist, self.scheduler, self._rebuild_watchlist)
+            readiness.append(self.cluster.problem)
+        self.health = Health(liveness=[self._liveness], readiness=readiness)
         self.app = build_app(self.collector, self.metrics.registry, self.health)
         self.admin = add_admin_routes(
             self.app,
@@ -87,6 +106,7 @@ class Daemon:
             terminal_statuses=settings.terminal_statuses,
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
+        self._watch_file: WatchlistFile | None = None
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self.port: int | None = None
@@ -146,10 +166,12 @@ class Daemon:
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
             if s.watchlist_file is not None:
-                watch_file = WatchlistFile(
+                watch_file = self._watch_file = WatchlistFile(
                     s.watchlist_file, self.watchlist, s.watchlist_reload_interval
                 )
                 await watch_file.sync()
+            if self.cluster is not None:
+                await self.cluster.coordinator.round()  # know what is ours before polling
             if s.jobs:
                 self.discovery = Discovery(
                     self._client,
@@ -174,11 +196,14 @@ class Daemon:
                 state_path=s.state_path,
             )
             async with anyio.create_task_group() as tg:
+                if self.cluster is not None:
+                    await tg.start(self.cluster.coordinator.run)
+                    await tg.start(self.cluster.gate.run)
                 await tg.start(self.scheduler.run)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
                 if self.discovery is not None:
-                    await tg.start(self.discovery.run)
+                    await tg.start(self._run_discovery)
                 task_status.started()
                 await self._stop_event.wait()
                 await self._drain()
@@ -190,6 +215,8 @@ class Daemon:
                     await runner.cleanup()
                 await self._client.aclose()
                 await self.store.close()
+                if self.cluster is not None:
+                    await self.cluster.close()
                 self._log.info("daemon_stopped")
 
     async def _drain(self) -> None:
@@ -201,3 +228,30 @@ class Daemon:
             await self.scheduler.wait_finished()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)
+        if self.cluster is not None:
+            with anyio.move_on_after(max(grace, 1.0)):
+                await self.cluster.coordinator.leave()  # hand over now, not after the TTL
+
+    async def _run_discovery(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Job discovery; with replicas, only on the one holding the leader lease."""
+        assert self.discovery is not None
+        if self.cluster is None:
+            await self.discovery.run(task_status=task_status)
+            return
+        task_status.started()
+        coordinator = self.cluster.coordinator
+        while True:
+            if coordinator.leading:
+                await self.discovery.run_once()
+                await anyio.sleep(self.settings.discovery_interval)
+            else:
+                await anyio.sleep(coordinator.tick)
+
+    async def _rebuild_watchlist(self) -> None:
+        """After Redis lost its data: config and file add their records again (discovery
+        adds what it finds at its next round)."""
+        await self.watchlist.reconcile("config", {rid: {} for rid in self.settings.records})
+        if self._watch_file is not None:
+            await self._watch_file.sync()

@@ -46,6 +46,7 @@ STAGE_DURATION_BUCKETS = (
 )
 STAGE_PENDING_BUCKETS = (0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+REDIS_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 class _RecordsByState(Collector):
@@ -167,6 +168,33 @@ class MonitorMetrics:
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
 
+        # --- more than one replica (Redis) ----------------------------------------------
+        self.redis_errors = Counter(
+            "stage_monitor_redis_errors",
+            "Redis commands that failed (unreachable, timed out, refused), by step.",
+            ["op"],
+            registry=r,
+        )
+        self.redis_latency = Histogram(
+            "stage_monitor_redis_request_duration_seconds",
+            "Time from sending a command (or script, or pipeline) to Redis to its answer.",
+            buckets=REDIS_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_resets = Counter(
+            "stage_monitor_redis_resets",
+            "Times this replica found Redis empty (it lost its data) and rebuilt the "
+            "shared watchlist.",
+            registry=r,
+        )
+        self.lease_handovers = Counter(
+            "stage_monitor_lease_handovers",
+            "Record leases this replica took after its first round: records that moved here "
+            "from a replica that left, died or gave them away.",
+            registry=r,
+        )
+        self.redis_commands = 0  # every command sent, for the benchmark's commands per poll
+
     def watch_gate(self, gate: GateState) -> None:
         """Export the rate gate's current rate and pauses, read at scrape time."""
         self.registry.register(_Gate(gate))
@@ -219,3 +247,33 @@ class MonitorMetrics:
 
     def count_discovered(self) -> None:
         self.discovered_records.inc()
+
+    # --- more than one replica (Redis) ---------------------------------------------------
+
+    def observe_redis(self, op: str, seconds: float, ok: bool) -> None:
+        self.redis_commands += 1
+        self.redis_latency.observe(seconds)
+        if not ok:
+            self.redis_errors.labels(op=op).inc()
+
+    def watch_cluster(self, members: Callable[[], int], owned: Callable[[], int]) -> None:
+        """Export the live members and the records this replica owns, read at scrape time."""
+        self.registry.register(_Cluster(members, owned))
+
+
+class _Cluster(Collector):
+    def __init__(self, members: Callable[[], int], owned: Callable[[], int]) -> None:
+        self._members = members
+        self._owned = owned
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "stage_monitor_cluster_members",
+            "Live replicas as this replica last saw them in Redis (1 without Redis).",
+            value=self._members(),
+        )
+        yield GaugeMetricFamily(
+            "stage_monitor_owned_records",
+            "Active records whose lease this replica holds (all active ones without Redis).",
+            value=self._owned(),
+        )

@@ -116,16 +116,25 @@ class RecordCollector:
     """Renders the per-record families of every visible record of a watchlist."""
 
     def __init__(
-        self, watchlist: Watchlist, retention: float, clock: Callable[[], float] = time.time
+        self,
+        watchlist: Watchlist,
+        retention: float,
+        clock: Callable[[], float] = time.time,
+        exported: Callable[[WatchedRecord], bool] | None = None,
     ) -> None:
         self._watchlist = watchlist
         self._retention = retention
         self._clock = clock
+        # With replicas, each record's series come from its owner only.
+        self._exported = exported
 
     def visible(self) -> Iterable[WatchedRecord]:
         """Records whose series are exported: active ones, and finished ones within retention."""
         cutoff = self._clock() - self._retention
+        exported = self._exported
         for rec in self._watchlist.records.values():
+            if exported is not None and not exported(rec):
+                continue
             if rec.state is RecordState.ACTIVE:
                 if rec.snapshot is not None:
                     yield rec

@@ -17,11 +17,12 @@ from typing import Any
 import anyio
 
 from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
-from monitor.domain import RecordSnapshot, RecordState
+from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
 from monitor.domain.ids import is_valid_record_id
 from monitor.logging import get_logger
-from monitor.store.base import StateStore, StoredRecord, StoreError
+from monitor.store.base import ClaimingStore, StateStore, StoredRecord, StoreError
 from monitor.tracking.tracker import (
+    Observation,
     PollDone,
     RecordCompleted,
     StageFinished,
@@ -191,6 +192,7 @@ class Watchlist:
         if rec.state is not RecordState.ACTIVE or rec.record_id not in self.records:
             return  # removed or finished while the request was in flight
         obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
+        won: frozenset[str] | None = None  # claims held, where replicas share the store
         values_changed = rec.snapshot is None or rec.snapshot.stages != snapshot.stages
         if obs.transitions or obs.newly_finished or obs.completed is not None:
             after = rec.stored()
@@ -202,7 +204,7 @@ class Watchlist:
                 after.result = obs.completed.result
                 after.finished_at = self._clock()
             try:
-                await self._store.save(after)
+                won = await self._save_claiming(after, obs)
             except StoreError as exc:
                 # Left as it was, the record shows the same changes to the next poll,
                 # which logs and counts them then: nothing is lost, nothing is doubled.
@@ -216,6 +218,8 @@ class Watchlist:
         if values_changed:
             rec.version += 1
         for t in obs.transitions:
+            if won is not None and _transition_claim(t) not in won:
+                continue  # another replica logged and counted it
             self._log.info(
                 "stage_transition",
                 record_id=t.record_id,
@@ -230,8 +234,9 @@ class Watchlist:
             )
             self._emit(t)
         for stage in obs.newly_finished:
-            self._emit(StageFinished(rec.record_id, stage))
-        if obs.completed is not None:
+            if won is None or _finish_claim(stage) in won:
+                self._emit(StageFinished(rec.record_id, stage))
+        if obs.completed is not None and (won is None or COMPLETION_CLAIM in won):
             c = obs.completed
             self._log.info(
                 "record_complete",
@@ -293,9 +298,69 @@ class Watchlist:
         )
         self._notify()
 
+    async def _save_claiming(self, after: StoredRecord, obs: Observation) -> frozenset[str] | None:
+        """Persist, and where the store is shared claim each event first (None: not shared)."""
+        if not isinstance(self._store, ClaimingStore):
+            await self._store.save(after)
+            return None
+        claims = [_transition_claim(t) for t in obs.transitions]
+        claims += [_finish_claim(s) for s in obs.newly_finished]
+        if obs.completed is not None:
+            claims.append(COMPLETION_CLAIM)
+        return await self._store.save_claiming(after, claims)
+
+    # --- what other replicas changed (a shared store) ----------------------------------------
+
+    def adopt(self, stored: StoredRecord) -> None:
+        """Know a record another replica added, or its new labels; nothing is written."""
+        rec = self.records.get(stored.record_id)
+        if rec is not None:
+            if rec.labels != stored.labels:
+                rec.labels = dict(stored.labels)
+                rec.version += 1
+                self._notify()
+            return
+        rec = WatchedRecord(**{f: getattr(stored, f) for f in StoredRecord.__slots__})
+        self.records[rec.record_id] = rec
+        if rec.state is RecordState.ACTIVE:
+            for cb in self._added_listeners:
+                cb(rec)
+        self._notify()
+
+    def refresh(self, stored: StoredRecord) -> None:
+        """Take what the store holds for a record as the truth (its new owner is us)."""
+        rec = self.records.get(stored.record_id)
+        if rec is None:
+            self.adopt(stored)
+            return
+        was_active = rec.state is RecordState.ACTIVE
+        for f in StoredRecord.__slots__:
+            setattr(rec, f, getattr(stored, f))
+        rec.version += 1
+        if rec.state is RecordState.ACTIVE and not was_active:
+            for cb in self._added_listeners:
+                cb(rec)
+        self._notify()
+
+    def forget(self, record_id: str) -> None:
+        """Drop a record another replica removed; nothing is written."""
+        if self.records.pop(record_id, None) is not None:
+            self._notify()
+
     def _emit(self, event: WatchlistEvent) -> None:
         for cb in self._event_listeners:
             cb(event)
+
+
+COMPLETION_CLAIM = "c"
+
+
+def _transition_claim(t: Transition) -> str:
+    return f"t|{t.build_stage}|{t.from_status or ''}|{t.to_status}"
+
+
+def _finish_claim(stage: StageSnapshot) -> str:
+    return f"f|{stage.key}|{stage.status}"
 
 
 def _label_kv(rec: StoredRecord) -> dict[str, dict[str, str]]:
