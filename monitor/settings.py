@@ -242,6 +242,14 @@ class Settings(BaseSettings):
         problem = redis_url_problem(self.redis_url.get_secret_value())
         if problem:
             raise ValueError(f"MONITOR_REDIS_URL {problem}")
+        if (
+            self.redis_password_file is not None
+            and urlsplit(self.redis_url.get_secret_value()).password
+        ):
+            raise ValueError(
+                "set the Redis password in only one of MONITOR_REDIS_URL and "
+                "MONITOR_REDIS_PASSWORD_FILE"
+            )
         if self.redis_password_file is not None and not self.redis_password_file.is_file():
             raise ValueError(
                 f"MONITOR_REDIS_PASSWORD_FILE {self.redis_password_file} is not a readable file"

@@ -23,7 +23,7 @@ from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
 from monitor.server.admin import add_admin_routes
 from monitor.server.http import Health, build_app, start_site
-from monitor.settings import Settings
+from monitor.settings import Settings, mask_redis_url
 from monitor.store import StateStore, store_for
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
@@ -193,7 +193,7 @@ class Daemon:
                 jobs=len(s.jobs),
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
-                state_path=s.state_path,
+                **self._store_fields(),
             )
             async with anyio.create_task_group() as tg:
                 if self.cluster is not None:
@@ -218,6 +218,17 @@ class Daemon:
                 if self.cluster is not None:
                     await self.cluster.close()
                 self._log.info("daemon_stopped")
+
+    def _store_fields(self) -> dict[str, object]:
+        s = self.settings
+        if self.cluster is None or s.redis_url is None:
+            return {"state_path": s.state_path}
+        return {
+            "redis": mask_redis_url(s.redis_url.get_secret_value()),
+            "cluster": s.cluster_name,
+            "member": self.cluster.coordinator.member,
+            "lease_ttl": s.lease_ttl,
+        }
 
     async def _drain(self) -> None:
         """Let running polls finish within the grace period, then give up on them."""
