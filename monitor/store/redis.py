@@ -33,9 +33,11 @@ CHANGES_SLACK = 1000
 
 # KEYS: rec, lease, version, changes, ids, claims, trim floor
 # ARGV: id, meta or "", doc or "", fencing token or "", member, claim ttl s, claims...
-# Returns {1, claims held} or {0} when the fencing token is not the lease's any more.
+# Returns {1, claims held}; {0} when the fencing token is not the lease's any more; {-1}
+# when the record was removed meanwhile (by another replica).
 _SAVE = """
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {0} end
+if ARGV[2] == '' and redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return {-1} end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'meta', ARGV[2])
   redis.call('SADD', KEYS[5], ARGV[1])
@@ -165,10 +167,13 @@ class RedisStore:
                 args=[rid, meta_arg, doc_arg, token, self.member, self._claim_ttl, *claims],
             ),
         )
-        if not int(result[0]):
+        if int(result[0]) == 0:
             raise StoreError(
                 f"record {rid}: not saved, this replica's lease was taken over (fenced out)"
             )
+        if int(result[0]) < 0:
+            self._written.pop(rid, None)
+            raise StoreError(f"record {rid}: not saved, another replica removed it")
         self.writes += 1
         # Without a token the doc was only written if absent: what Redis holds is unknown.
         self._written[rid] = (meta, doc if token or old is None else old[1])
