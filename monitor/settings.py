@@ -343,7 +343,7 @@ class Settings(BaseSettings):
             if secret is not None:
                 out.append(secret.get_secret_value())
         if self.redis_url is not None:
-            out += [self.redis_url.get_secret_value(), *redis_url_secrets(self.redis_url)]
+            out += redis_url_secrets(self.redis_url)
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:

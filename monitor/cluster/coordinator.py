@@ -240,7 +240,11 @@ class Coordinator:
                 self._observer,
                 "lease",
                 self._leases_script(
-                    keys=[f"{self.prefix}:fencing", *map(self.lease_key, chunk)],
+                    keys=[
+                        f"{self.prefix}:fencing",
+                        f"{self.prefix}:members",
+                        *map(self.lease_key, chunk),
+                    ],
                     args=[self.member, ttl_ms],
                 ),
             )

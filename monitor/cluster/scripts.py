@@ -32,26 +32,38 @@ local version = redis.call('GET', KEYS[4]) or '0'
 return {members, leader, epoch, version}
 """
 
-# KEYS: fencing counter, then one lease key per record
+# KEYS: fencing counter, members, then one lease key per record
 # ARGV: member, ttl ms
 # A lease is "member|n" with n from the counter: a fresh acquisition always gets a
-# larger token than any before it. Returns one entry per lease key: the token this
-# member holds now, or "" when another member holds it.
+# larger token than any before it. A lease whose holder's heartbeat has expired is
+# taken at once (that holder stopped trusting it before its heartbeat ran out).
+# Returns one entry per lease key: the token this member holds now, or "" when
+# another live member holds it.
 LEASES = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local member = ARGV[1] .. '|'
 local ttl = ARGV[2]
 local out = {}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local cur = redis.call('GET', KEYS[i])
-  if not cur then
-    local tok = member .. redis.call('INCR', KEYS[1])
-    redis.call('SET', KEYS[i], tok, 'PX', ttl)
-    out[#out + 1] = tok
-  elseif string.sub(cur, 1, #member) == member then
+  if cur and string.sub(cur, 1, #member) == member then
     redis.call('PEXPIRE', KEYS[i], ttl)
     out[#out + 1] = cur
   else
-    out[#out + 1] = ''
+    local free = not cur
+    if cur then
+      local holder = string.match(cur, '^(.*)|[0-9]+$')
+      local alive = holder and tonumber(redis.call('ZSCORE', KEYS[2], holder))
+      free = (not alive) or alive <= now
+    end
+    if free then
+      local tok = member .. redis.call('INCR', KEYS[1])
+      redis.call('SET', KEYS[i], tok, 'PX', ttl)
+      out[#out + 1] = tok
+    else
+      out[#out + 1] = ''
+    end
   end
 end
 return out
