@@ -156,7 +156,9 @@ def _assert_each_logged_once(replicas: list[Replica], records: list[str]) -> Non
     )
     assert transitions
     assert [t for t, c in transitions.items() if c > 1] == []
-    completions = Counter(e["record_id"] for r in replicas for e in _events(r.log, "record_complete"))
+    completions = Counter(
+        e["record_id"] for r in replicas for e in _events(r.log, "record_complete")
+    )
     assert sorted(completions) == sorted(records)  # nothing missed
     assert max(completions.values()) == 1  # nothing twice
 
