@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import latency
+from benchmarks.cluster import case_cluster
 from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency")
+CASES = ("cpu", "scale", "scrape", "latency", "cluster")
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,23 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
             f"≤ {limit * 1000:.0f} ms",
             m["latency_p99_seconds"] <= limit,
         )
+    if "cluster" in results:
+        c = results["cluster"]
+        case = (
+            f"5 cluster (1 x {c['single']['records']} vs {len(c['replicas'])} x "
+            f"{c['records'] // len(c['replicas'])} records, {c['interval_seconds']:g} s)"
+        )
+        row(case, "CPU/poll, single replica", c["single"]["cpu_per_poll_us"], "us")
+        for i, r in enumerate(c["replicas"]):
+            row(case, f"CPU/poll, replica {i + 1} of 3", r["cpu_per_poll_us"], "us")
+        ratio = c["cpu_ratio_worst"]
+        row(case, "worst replica / single", ratio, "x", "≤ 1.2", ratio <= 1.2)
+        cmds = c["redis_commands_per_poll"]
+        row(case, "Redis commands per poll", cmds, "x", "≤ 3", cmds <= 3)
+        row(case, "Redis round trips per poll (replicas' count)", c["round_trips_per_poll"], "x")
+        target = c["takeover_target_seconds"]
+        took = c["takeover_seconds"]
+        row(case, "takeover after kill -9", took, "ms", f"≤ {target:g} s", took <= target)
     return rows
 
 
@@ -427,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": case_scale,
         "scrape": case_scrape,
         "latency": case_latency,
+        "cluster": lambda plan: case_cluster(args.smoke),
     }
     results: dict[str, Any] = {}
     started = time.monotonic()

@@ -170,7 +170,8 @@ class Cluster:
             if stored is None:
                 continue  # removed elsewhere (the changes feed says so), or not yet written back
             self._watchlist.refresh(stored)
-            self._scheduler.schedule(rid, now)  # taken over: poll it now, not next interval
+            if self.coordinator.ticks:  # taken over: poll it now, not at its next turn
+                self._scheduler.schedule(rid, now)
             accepted.append(rid)
         if self.coordinator.ticks:
             self.metrics.lease_handovers.inc(len(accepted))
