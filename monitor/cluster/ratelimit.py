@@ -6,9 +6,10 @@ doubling every `recovery` seconds), but the bucket, the pause and the slow-down
 live in one Redis hash, so `MONITOR_RATE_LIMIT` and `MONITOR_RATE_BURST` bound
 the cluster as a whole and a 429 seen by one replica pauses all of them.
 
-Tokens are taken in small batches (one round trip per batch); a batch not used
-within the time it stands for is dropped, so held tokens never add up to a burst
-the bucket would not have allowed.
+Tokens are taken in small batches (one round trip per batch, a batch at most 2%
+of a second's budget); a batch not used within the time it stands for (at least
+BATCH_HOLD) is dropped, so held tokens never add up to a burst the bucket would
+not have allowed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ MIN_FACTOR = 1 / 16
 DEFAULT_RECOVERY = 10.0
 BATCH_SHARE = 0.02  # a batch is at most this many seconds' worth of the rate
 MAX_BATCH = 10
+# A batch may be spent this long after it was granted (or as long as it stands for, if
+# longer): spent late, it could only exceed the budget by rate x this, i.e. one batch.
+BATCH_HOLD = 0.1
 
 
 class ClusterGate:
@@ -107,7 +111,7 @@ class ClusterGate:
                 self._rate_now = float(rate)
                 if granted:
                     self._held = granted - 1
-                    self._held_until = now + granted / max(self._rate_now, 1e-9)
+                    self._held_until = now + max(granted / max(self._rate_now, 1e-9), BATCH_HOLD)
                     return
                 if wait > 1.0 / max(self._rate_now, 1e-9) + 0.001:
                     self.paused_until = now + wait  # a pause, not just an empty bucket
