@@ -45,8 +45,8 @@ test-fast: $(STAMP)
 tools:
 	@bash .ci/tools
 
-# --- deploy/ checked with the real tools (issue 6); pytest stays last in `make test`
-# so its summary closes the output.
+# --- deploy/ checked with the real tools, not by reading YAML (docs/deploy.md); pytest
+# stays last in `make test` so its summary closes the output.
 PROMTOOL ?= promtool
 
 deploy-check: hadolint k8s-validate rules-check metrics-check
@@ -56,7 +56,7 @@ hadolint: $(STAMP)
 
 # Against the newest Kubernetes schemas kubernetes-validate has and the oldest
 # version the manifests promise to fit. It has no schema for the Prometheus
-# Operator's kinds (it warns); tests/test_deploy_files.py checks those two.
+# Operator's kinds (it warns); tests/system/test_deploy_files.py checks those two.
 K8S_OLDEST ?= 1.27.0
 # The single-replica install, the HA overlay and the example Redis, each with its
 # Secret templates.

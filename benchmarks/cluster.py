@@ -32,7 +32,15 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
-from benchmarks.common import ROOT, _env, bench_settings, emit, process_cpu, simulator_process
+from benchmarks.common import (
+    DEVNULL,
+    ROOT,
+    _env,
+    bench_settings,
+    emit,
+    process_cpu,
+    simulator_process,
+)
 from monitor.app import Daemon
 from monitor.logging import configure_logging
 
@@ -52,8 +60,8 @@ def _polls(daemon: Daemon) -> float:
 
 
 async def _replica(args: argparse.Namespace) -> None:
-    configure_logging("json", "warning", stream=open("/dev/null", "w"))  # noqa: SIM115
-    records = json.loads(Path(args.records_file).read_text())
+    configure_logging("json", "warning", stream=DEVNULL)
+    records = json.loads(await anyio.Path(args.records_file).read_text())
     extra: dict[str, Any] = {"poll_interval": args.interval, "max_concurrency": 16}
     if args.redis_url:
         extra |= {"redis_url": SecretStr(args.redis_url), "lease_ttl": args.lease_ttl}
@@ -96,7 +104,8 @@ class Replica:
         return out
 
     def owned(self) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:  # noqa: S310
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith("stage_monitor_owned_records "):
                     return float(line.split()[1])

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     Field,
     SecretStr,
@@ -31,7 +31,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from monitor.cluster.url import mask_redis_url, redis_settings_problem, redis_url_secrets
 from monitor.domain.ids import JOB_ID_RE, is_valid_record_id
+from monitor.traces.config import otlp_url, parse_headers
 
 DEFAULT_TERMINAL_STATUSES = (
     "SUCCESS",
@@ -43,6 +45,17 @@ DEFAULT_TERMINAL_STATUSES = (
 )
 CONFIG_ENV = "MONITOR_CONFIG"
 AuthMode = Literal["token", "password", "aksk"]
+
+
+def _headers_valid(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        parse_headers(value.get_secret_value())
+    return value
+
+
+OtlpUrl = Annotated[str | None, AfterValidator(otlp_url)]
+OtlpHeaders = Annotated[SecretStr | None, AfterValidator(_headers_valid)]
+
 
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
@@ -70,7 +83,7 @@ class Settings(BaseSettings):
     region: str = "cn-north-4"
     request_timeout: float = Field(10.0, gt=0)
 
-    # --- authentication (one mode; see _auth_consistent and README "Authentication") --
+    # --- authentication (one mode; see _auth_consistent and docs/authentication.md) ---
     auth_mode: AuthMode | None = None
     auth_token: SecretStr | None = None
     auth_token_file: Path | None = None
@@ -122,6 +135,29 @@ class Settings(BaseSettings):
     admin_token_file: Path | None = None  # a mounted Secret; re-read when it changes
     admin_read_protected: bool = False
 
+    # --- status page (GET / and /records/{id}) -------------------------------------------
+    status_page_rows: int = Field(200, ge=1, le=5000)  # builds shown at /, newest first
+    status_page_refresh: float = Field(5.0, ge=0)  # seconds between reloads; 0: none
+
+    # --- traces: OTLP/HTTP export of completed builds (off unless an endpoint is set) ---
+    otlp_endpoint: OtlpUrl = None  # the collector's base URL; traces go to /v1/traces
+    # The standard OpenTelemetry variables, under their own names.
+    otel_exporter_otlp_traces_endpoint: OtlpUrl = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_traces_endpoint")
+    )
+    otel_exporter_otlp_endpoint: OtlpUrl = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_endpoint")
+    )
+    otel_exporter_otlp_headers: OtlpHeaders = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_headers")
+    )
+    otel_service_name: str = Field(
+        "codearts-build", min_length=1, validation_alias=AliasChoices("otel_service_name")
+    )
+    otlp_queue_size: int = Field(10_000, ge=1)  # spans waiting for delivery, at most
+    otlp_retry_for: float = Field(3600.0, gt=0)  # seconds a build's trace is retried
+    otlp_backoff_max: float = Field(30.0, gt=0)  # longest wait between two attempts
+    otlp_timeout: float = Field(10.0, gt=0)  # seconds one export request may take
     # --- more than one replica (Redis) ------------------------------------------------
     # When set, Redis is the state store and the coordinator of every replica that shares
     # it and the cluster name; MONITOR_STATE_PATH is then not used.
@@ -235,25 +271,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _redis_consistent(self) -> Settings:
-        if self.redis_url is None:
-            if self.redis_password_file is not None:
-                raise ValueError("MONITOR_REDIS_PASSWORD_FILE needs MONITOR_REDIS_URL")
-            return self
-        problem = redis_url_problem(self.redis_url.get_secret_value())
+        url = self.redis_url.get_secret_value() if self.redis_url is not None else None
+        problem = redis_settings_problem(url, self.redis_password_file)
         if problem:
-            raise ValueError(f"MONITOR_REDIS_URL {problem}")
-        if (
-            self.redis_password_file is not None
-            and urlsplit(self.redis_url.get_secret_value()).password
-        ):
-            raise ValueError(
-                "set the Redis password in only one of MONITOR_REDIS_URL and "
-                "MONITOR_REDIS_PASSWORD_FILE"
-            )
-        if self.redis_password_file is not None and not self.redis_password_file.is_file():
-            raise ValueError(
-                f"MONITOR_REDIS_PASSWORD_FILE {self.redis_password_file} is not a readable file"
-            )
+            raise ValueError(problem)
         return self
 
     def _inferred_auth_mode(self) -> AuthMode:
@@ -342,6 +363,12 @@ class Settings(BaseSettings):
         for secret in (self.auth_token, self.iam_password, self.sk, self.admin_token):
             if secret is not None:
                 out.append(secret.get_secret_value())
+        if self.otel_exporter_otlp_headers is not None:
+            out.append(self.otel_exporter_otlp_headers.get_secret_value())
+            for header in parse_headers(
+                self.otel_exporter_otlp_headers.get_secret_value()
+            ).values():
+                out.extend([header, *header.split()[1:]])  # "Bearer X": X alone is secret too
         if self.redis_url is not None:
             out += redis_url_secrets(self.redis_url)
         return [s for s in out if s]
@@ -363,41 +390,6 @@ class Settings(BaseSettings):
         data["endpoint_url"] = self.endpoint_url
         data["iam_endpoint_url"] = self.iam_endpoint_url
         return data
-
-
-def redis_url_problem(url: str) -> str | None:
-    """What is wrong with a Redis URL, without repeating it (it may hold a password)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        return "must start with redis:// or rediss://"
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        return "has a port that is not a number"
-    if not parts.hostname:
-        return "names no host"
-    db = parts.path.lstrip("/")
-    if db and not db.isdigit():
-        return "has a database that is not a number (redis://host:port/0)"
-    return None
-
-
-def redis_url_secrets(url: SecretStr) -> list[str]:
-    """The password in a Redis URL, as written and percent-decoded, for log redaction."""
-    password = urlsplit(url.get_secret_value()).password
-    return [p for p in {password, unquote(password or "")} if p]
-
-
-def mask_redis_url(url: str) -> str:
-    """The URL with its password replaced by asterisks."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
 
 
 class ConfigError(Exception):
@@ -450,6 +442,8 @@ def format_validation_errors(exc: ValidationError) -> list[str]:
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
         loc = _ALIAS_FIELDS.get(loc, loc)
         env = f"MONITOR_{loc.upper()}" if err["loc"] else ""
+        if loc.startswith("otel_"):
+            env = loc.upper()  # the standard OpenTelemetry names carry no prefix
         where = f"{loc} ({env})" if env else loc
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {msg}")

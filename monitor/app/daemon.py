@@ -12,6 +12,7 @@ from monitor import __version__
 from monitor.app.auth import admin_token, auth_from_settings
 from monitor.app.cluster import Cluster
 from monitor.cluster import ClusterGate
+from monitor.cluster.url import mask_redis_url
 from monitor.codearts.auth import Auth
 from monitor.codearts.auth.health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
@@ -21,10 +22,23 @@ from monitor.domain import RecordSnapshot
 from monitor.logging import get_logger, secret_filter
 from monitor.metrics.aggregates import MonitorMetrics
 from monitor.metrics.renderer import RecordCollector
-from monitor.server.admin import add_admin_routes
+from monitor.server.admin import PREFIX as ADMIN_PREFIX
+from monitor.server.admin import LookupUnavailable, admin_app
+from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
-from monitor.settings import Settings, mask_redis_url
+from monitor.server.status import (
+    DiscoveryRecorder,
+    DiscoveryRow,
+    StatusPage,
+    TransitionHistory,
+    add_status_routes,
+    admin_read_guard,
+)
+from monitor.settings import Settings
 from monitor.store import StateStore, store_for
+from monitor.store.outbox import RedisOutbox, outbox_for
+from monitor.traces.config import parse_headers, shown_url, traces_url
+from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
@@ -70,6 +84,7 @@ class Daemon:
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
+        self.traces = self._trace_exporter(clock)
         self.metrics.watch_record_states(
             self.cluster.counts if self.cluster else self.watchlist.counts
         )
@@ -98,21 +113,79 @@ class Daemon:
             readiness.append(self.cluster.problem)
         self.health = Health(liveness=[self._liveness], readiness=readiness)
         self.app = build_app(self.collector, self.metrics.registry, self.health)
-        self.admin = add_admin_routes(
-            self.app,
-            self.watchlist,
-            token=admin_token(settings, secret_filter.add),
-            read_protected=settings.admin_read_protected,
-            terminal_statuses=settings.terminal_statuses,
+        token = admin_token(settings, secret_filter.add)
+        self.app.add_subapp(
+            ADMIN_PREFIX,
+            admin_app(
+                self.watchlist,
+                token=token,
+                read_protected=settings.admin_read_protected,
+                terminal_statuses=settings.terminal_statuses,
+                resolver=self._resolve_build,
+            ),
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
+        # The status page: its own bounded memory of transitions and last polls.
+        self.history = TransitionHistory(clock=clock)
+        self.watchlist.on_event(self.history.on_event)
+        self.watchlist.on_removed(self.history.forget)
+        self._job_discovery = DiscoveryRecorder(self.metrics, clock=clock)
+        self.status_page = StatusPage(
+            self.watchlist,
+            self.history,
+            version=__version__,
+            auth_mode=settings.auth_mode or "custom",
+            budget=self.gate,
+            retention=settings.retention,
+            rows=settings.status_page_rows,
+            refresh=settings.status_page_refresh,
+            refusal_confirmations=settings.not_found_confirmations,
+            discovery=self._discovery_rows,
+            # The admin API's own check: one token comparison, one refusal log line.
+            read_guard=admin_read_guard(
+                Access(token, read_protected=settings.admin_read_protected).may_read
+            ),
+            clock=clock,
+        )
+        add_status_routes(self.app, self.status_page)
         self._watch_file: WatchlistFile | None = None
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
+        self._client_open = False  # the admin API looks builds up only while it is
         self.port: int | None = None
         self._stop_requested = False
         self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.app")
+
+    def _trace_exporter(self, clock: Callable[[], float]) -> TraceExporter | None:
+        """The OTLP exporter, a listener beside metrics; None unless an endpoint is set."""
+        s = self.settings
+        url = traces_url(
+            s.otlp_endpoint, s.otel_exporter_otlp_traces_endpoint, s.otel_exporter_otlp_endpoint
+        )
+        if url is None:
+            return None
+        headers = s.otel_exporter_otlp_headers
+        outbox = outbox_for(self.store)
+        if isinstance(outbox, RedisOutbox) and self.cluster is not None:
+            outbox.mine = self.cluster.coordinator.assigned  # each trace resumed by one replica
+        exporter = TraceExporter(
+            self.watchlist,
+            outbox,
+            self.metrics,
+            url=url,
+            headers=parse_headers(headers.get_secret_value()) if headers else {},
+            service_name=s.otel_service_name,
+            scope_version=__version__,
+            queue_size=s.otlp_queue_size,
+            retry_for=s.otlp_retry_for,
+            backoff_max=s.otlp_backoff_max,
+            timeout=s.otlp_timeout,
+            clock=clock,
+        )
+        self.watchlist.on_completing(exporter.remember)
+        self.watchlist.on_event(exporter.on_event)
+        return exporter
 
     @property
     def stopping(self) -> bool:
@@ -124,6 +197,22 @@ class Daemon:
         self._stop_requested = True
         if self._stop_event is not None:
             self._stop_event.set()
+
+    def _discovery_rows(self) -> list[DiscoveryRow]:
+        """What the status page shows of each discovery that runs (jobs; more kinds later)."""
+        rows = []
+        if self.discovery is not None:
+            rec = self._job_discovery
+            rows.append(
+                DiscoveryRow(
+                    "jobs",
+                    len(self.discovery.job_ids),
+                    self.discovery.rounds_completed,
+                    rec.last_at,
+                    rec.last_outcome,
+                )
+            )
+        return rows
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -140,7 +229,8 @@ class Daemon:
         return await self._client.full_stages(record_id)
 
     async def _resolve_build(self, job_id: str, build_number: int) -> str:
-        assert self._client is not None
+        if self._client is None or not self._client_open:
+            raise LookupUnavailable("its API client is not running")
         return await record_id_of_build(self._client, job_id, build_number)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -155,13 +245,17 @@ class Daemon:
             user_agent=f"codearts-stage-monitor/{__version__}",
             auth_observer=self.auth_health,
         )
-        self.admin.resolver = self._resolve_build
+        self._client_open = True
         runner = None
         self._stop_event = anyio.Event()
         if self._stop_requested:
             self._stop_event.set()
         try:
             await self.watchlist.restore()
+            if self.cluster is not None:
+                await self.cluster.coordinator.round()  # know what is ours before polling
+            if self.traces is not None:  # before reconcile may forget a record still owed
+                await self.traces.resume()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
@@ -170,13 +264,11 @@ class Daemon:
                     s.watchlist_file, self.watchlist, s.watchlist_reload_interval
                 )
                 await watch_file.sync()
-            if self.cluster is not None:
-                await self.cluster.coordinator.round()  # know what is ours before polling
             if s.jobs:
                 self.discovery = Discovery(
                     self._client,
                     self.watchlist,
-                    self.metrics,
+                    self._job_discovery,
                     s.jobs,
                     interval=s.discovery_interval,
                     terminal_statuses=s.terminal_statuses,
@@ -191,11 +283,14 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
+                traces=shown_url(self.traces.url) if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
                 **self._store_fields(),
             )
             async with anyio.create_task_group() as tg:
+                if self.traces is not None:
+                    await tg.start(self.traces.run)
                 if self.cluster is not None:
                     await tg.start(self.cluster.coordinator.run)
                     await tg.start(self.cluster.gate.run)
@@ -210,7 +305,7 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                self.admin.resolver = None
+                self._client_open = False
                 if runner is not None:
                     await runner.cleanup()
                 await self._client.aclose()
@@ -237,6 +332,8 @@ class Daemon:
         self.scheduler.stop()
         with anyio.move_on_after(grace):
             await self.scheduler.wait_finished()
+            if self.traces is not None:  # what is left after the grace waits in the outbox
+                await self.traces.flushed()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)
         if self.cluster is not None:

@@ -151,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     configure_logging(settings.log_format, settings.log_level)
     from monitor.app import Daemon
+    from monitor.codearts.client import IncompatibleAiohttp
     from monitor.store import StoreError
 
     async def main_async() -> None:
@@ -164,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         anyio.run(main_async)
     except* StoreError as group:  # a state file that cannot be used: say which and why
+        failure = _leaf(group)
+    except* IncompatibleAiohttp as group:  # an aiohttp that lost what the client relies on
         failure = _leaf(group)
     if failure is not None:
         get_logger("monitor").error("startup_failed", error=str(failure))

@@ -53,9 +53,14 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
             daemon = Daemon(settings)
             async with anyio.create_task_group() as tg:
                 await tg.start(daemon.run)
-                url = f"http://127.0.0.1:{daemon.port}/metrics"
-                log.info("demo_ready", metrics_url=url, simulator=f"http://127.0.0.1:{sim_port}")
-                print(f"\n  metrics: {url}\n", flush=True)
+                base = f"http://127.0.0.1:{daemon.port}"
+                log.info(
+                    "demo_ready",
+                    status_url=f"{base}/",
+                    metrics_url=f"{base}/metrics",
+                    simulator=f"http://127.0.0.1:{sim_port}",
+                )
+                print(f"\n  status page: {base}/\n  metrics:     {base}/metrics\n", flush=True)
                 await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):

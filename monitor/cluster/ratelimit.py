@@ -75,7 +75,8 @@ class ClusterGate:
         self._pending: list[float] = []  # throttles still to tell Redis about
         self._wake: anyio.Event | None = None
 
-    def current_rate(self) -> float:
+    def current_rate(self, now: float | None = None) -> float:
+        """The cluster's rate in force, as Redis said at the last round trip."""
         return self._rate_now
 
     async def acquire(self) -> None:

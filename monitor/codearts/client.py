@@ -24,6 +24,7 @@ from monitor.codearts.errors import (
     ServerError,
     Throttled,
     TransportError,
+    describe_validation_error,
 )
 from monitor.codearts.messages import (
     ApiRequest,
@@ -71,6 +72,27 @@ class _NullObserver:
         return None
 
 
+class IncompatibleAiohttp(RuntimeError):
+    """The installed aiohttp lacks what the client relies on; the message says what."""
+
+
+def disable_hidden_retry(session: object) -> None:
+    """Stop aiohttp from re-sending a request, behind our back, when a connection drops.
+
+    That second request would bypass the rate gate and hide the failure from the
+    scheduler's backoff, so we retry only through our own policy. The switch is a private
+    attribute of aiohttp's ClientSession: if a release renames it, setting it would
+    silently create a new attribute and change nothing, so refuse to start instead.
+    """
+    if not hasattr(session, "_retry_connection"):
+        raise IncompatibleAiohttp(
+            f"aiohttp {aiohttp.__version__} has no ClientSession._retry_connection, which "
+            "the monitor sets so that a dropped connection is not silently re-sent; "
+            "install an aiohttp release that has it (3.10 to 3.14 have it)"
+        )
+    session._retry_connection = False
+
+
 class CodeArtsClient:
     """Polls the API. Create inside a running event loop; close with `aclose()`."""
 
@@ -98,11 +120,7 @@ class CodeArtsClient:
             # The auth flow owns every header; never let a redirect carry them elsewhere.
             auto_decompress=True,
         )
-        # aiohttp re-sends an idempotent request once, behind our back, when the
-        # connection drops. That request would bypass the rate gate and hide the
-        # failure from the scheduler's backoff, so we retry only through our own policy.
-        # (A private attribute: tests/test_faults.py fails if aiohttp renames it.)
-        self._session._retry_connection = False
+        disable_hidden_retry(self._session)
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -125,7 +143,7 @@ class CodeArtsClient:
         try:
             body = FullStagesResponse.model_validate_json(resp.body)
         except ValidationError as exc:
-            raise MalformedResponse(_describe_validation(exc), status=resp.status) from None
+            raise MalformedResponse(describe_validation_error(exc), status=resp.status) from None
         if body.error_code or (body.status or "").lower() == "fail":
             raise self._throttle_aware(
                 _error_in_ok_body(
@@ -255,16 +273,6 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
             return None
         seconds = max(0.0, when.timestamp() - time.time())
     return seconds if seconds >= 0 else None
-
-
-def _describe_validation(exc: ValidationError) -> str:
-    errors = exc.errors(include_input=False, include_url=False)
-    if errors and errors[0]["type"] == "json_invalid":
-        return "answer is not valid JSON"
-    first = errors[0] if errors else None
-    where = ".".join(str(p) for p in first["loc"]) if first else "?"
-    msg = first["msg"] if first else "invalid"
-    return f"answer does not match the documented shape: {where}: {msg}"
 
 
 def _error_in_ok_body(data: Mapping[str, Any], status: int) -> ApiError:

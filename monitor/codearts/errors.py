@@ -5,6 +5,8 @@ Messages never carry request headers: they may hold a token or a signature.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class CodeArtsError(Exception):
     """Base of every API failure. `outcome` is the short label used in metrics."""
@@ -89,6 +91,17 @@ class MalformedResponse(CodeArtsError):
     """The answer was not the JSON shape the API documents."""
 
     outcome = "malformed"
+
+
+def describe_validation_error(exc: ValidationError, what: str = "answer") -> str:
+    """One line saying where an answer left the documented shape (no input values echoed)."""
+    errors = exc.errors(include_input=False, include_url=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return f"{what} is not valid JSON"
+    first = errors[0] if errors else None
+    where = ".".join(str(p) for p in first["loc"]) if first else "?"
+    msg = first["msg"] if first else "invalid"
+    return f"{what} does not match the documented shape: {where}: {msg}"
 
 
 # Every value `AuthFailed.reason` takes: the label set of stage_monitor_auth_failures_total.

@@ -1,6 +1,6 @@
 """The two API calls job discovery makes, and the parts of their answers it reads.
 
-Why these two and not `/v3/jobs/{job_id}/history` (see README "Job discovery"):
+Why these two and not `/v3/jobs/{job_id}/history` (see docs/api-notes.md):
 - ListRecords (`GET /v1/record/{build_project_id}/records`) gives each build's
   `id`, the 36-character record id that full-stages takes (its example is a
   UUID), and its `status`/`status_code` in the same vocabulary as the stages,
@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.codearts.client import CodeArtsClient
-from monitor.codearts.errors import MalformedResponse
+from monitor.codearts.errors import MalformedResponse, describe_validation_error
 
 MAX_PAGE_SIZE = 100  # "limit小于等于100"
 
@@ -100,11 +100,7 @@ def _parse(model: type[BaseModel], data: Any, what: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise MalformedResponse(
-            f"{what} answer does not match the documented shape: {where}: {first['msg']}"
-        ) from None
+        raise MalformedResponse(describe_validation_error(exc, f"{what} answer")) from None
 
 
 async def job_info(client: CodeArtsClient, job_id: str) -> JobInfo:

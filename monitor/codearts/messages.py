@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 
-def canonical_query(query: list[tuple[str, str]]) -> str:
-    """Pairs sorted, key and value percent-encoded with only `~` safe (as the signer wants)."""
+def url_query_string(query: list[tuple[str, str]]) -> str:
+    """The query string a request is sent with: pairs sorted, key and value percent-encoded
+    with only `~` safe, so the URL sent carries the same string the AK/SK signature covers."""
     return "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(query))
 
 
@@ -26,7 +27,7 @@ class ApiRequest:
 
     @property
     def url(self) -> str:
-        qs = canonical_query(self.query)
+        qs = url_query_string(self.query)
         return f"{self.base_url}{self.path}" + (f"?{qs}" if qs else "")
 
     def with_header_map(self, extra: Mapping[str, str]) -> ApiRequest:

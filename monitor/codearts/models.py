@@ -49,7 +49,7 @@ class BuildStageRecord(BaseModel):
     status_code: int | None = None
     log_status: str | None = None
     # Kept as the API gives them, unparsed and unchecked: nothing downstream reads these
-    # three, and parsing them cost a third of validating an answer (issue 7, CPU per poll).
+    # three, and parsing them cost a third of validating an answer.
     create_time: Any = None
     schedule_time: Any = None
     queued_time: Any = None
@@ -107,6 +107,9 @@ def to_snapshot(record_id: str, body: FullStagesResponse, fetched_at: float) -> 
                 start_time=rec.start_time,
                 finish_time=rec.finish_time,
                 sequence=rec.sequence if rec.sequence is not None else 10_000 + fallback_seq,
+                stage_id=rec.id,
+                # Parsed only where it is needed, so a running build costs nothing more.
+                created_at=parse_timestamp(rec.create_time) if rec.start_time is None else None,
             )
         )
     stages.sort(key=lambda s: (s.sequence, s.key))

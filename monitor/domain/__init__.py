@@ -44,6 +44,10 @@ class StageSnapshot:
     start_time: float | None  # unix seconds
     finish_time: float | None
     sequence: int
+    # The stage's own `id` (a trace's task run id), and `create_time` where the stage
+    # has no `start_time`: a build none of whose stages started begins at its creation.
+    stage_id: str | None = None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ RESERVED_LABELS = frozenset(
         "quantile",
     }
 )
+RESERVED_PREFIX = "__"  # Prometheus keeps names starting with it for itself
 MAX_LABELS = 8
 MAX_LABEL_VALUE = 128  # characters; longer values from the API are clipped
 
@@ -35,7 +36,7 @@ def label_errors(labels: Mapping[str, object]) -> list[str]:
     if len(labels) > MAX_LABELS:
         errors.append(f"at most {MAX_LABELS} labels, got {len(labels)}")
     for name, value in labels.items():
-        if not LABEL_NAME_RE.fullmatch(name) or name.startswith("__"):
+        if not LABEL_NAME_RE.fullmatch(name) or name.startswith(RESERVED_PREFIX):
             errors.append(f"label name {name!r} is not a valid Prometheus label name")
         elif name in RESERVED_LABELS:
             errors.append(f"label name {name!r} is reserved")

@@ -1,7 +1,7 @@
 """Metrics that accumulate in the process: aggregates of finished stages and the monitor's own.
 
 Per-record series are not here: they are rendered from snapshots at scrape
-time (see collector.py), so nothing has to be deleted when a record retires.
+time (see renderer.py), so nothing has to be deleted when a record retires.
 """
 
 from __future__ import annotations
@@ -167,6 +167,21 @@ class MonitorMetrics:
             self.discovery_runs.labels(outcome=outcome)
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
+        # Trace export (OTLP): builds by what became of their trace, and the queue.
+        self.traces_exported = Counter(
+            "stage_monitor_traces_exported",
+            "Completed builds' traces by outcome: delivered to the collector, retried (one "
+            "per build per failed attempt) or dropped (given up, refused or the queue full).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("delivered", "retried", "dropped"):
+            self.traces_exported.labels(outcome=outcome)
+        self.trace_queue_spans = Gauge(
+            "stage_monitor_trace_queue_spans",
+            "Spans waiting to be delivered to the OTLP collector.",
+            registry=r,
+        )
 
         # --- more than one replica (Redis) ----------------------------------------------
         self.redis_errors = Counter(
@@ -241,6 +256,12 @@ class MonitorMetrics:
         pending = ms_to_seconds(stage.pending_duration_ms)
         if pending is not None:
             self.finished_pending.labels(display_name=stage.display_name).observe(pending)
+
+    def count_traces(self, outcome: str, builds: int) -> None:
+        self.traces_exported.labels(outcome=outcome).inc(builds)
+
+    def set_trace_queue(self, spans: int) -> None:
+        self.trace_queue_spans.set(spans)
 
     def count_discovery_run(self, outcome: str) -> None:
         self.discovery_runs.labels(outcome=outcome).inc()

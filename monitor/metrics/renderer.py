@@ -93,7 +93,7 @@ def render_record_cached(
     the lines of stages unchanged since `previous`.
 
     A poll usually moves one stage of a record (the running one): re-rendering
-    only that stage keeps a scrape after a busy interval cheap (issue 7).
+    only that stage keeps a scrape after a busy interval cheap.
     Returns the families and the stage cache to pass next time.
     """
     rid = _record_labels(rec)

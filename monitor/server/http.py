@@ -1,4 +1,5 @@
-"""The daemon's HTTP server: /metrics, /healthz, /readyz (and more routes added by others)."""
+"""The daemon's HTTP server: /metrics, /healthz, /readyz (the status page and the admin API
+add their own routes)."""
 
 from __future__ import annotations
 
@@ -48,13 +49,7 @@ def build_app(
             return web.json_response({"status": "fail", "problems": problems}, status=503)
         return web.json_response({"status": "ok"})
 
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(
-            text="codearts-stage-monitor\n/metrics\n/healthz\n/readyz\n", content_type="text/plain"
-        )
-
     app = web.Application()
-    app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

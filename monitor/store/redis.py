@@ -112,6 +112,18 @@ class RedisStore:
         self.version = 0  # the watchlist version the last load or change read reached
         self.writes = 0
 
+    @property
+    def redis(self) -> Redis:
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._p
+
+    async def call(self, op: str, call: Any) -> Any:
+        """One Redis call, timed and counted; a failure is a StoreError."""
+        return await self._call(op, call)
+
     def _key(self, record_id: str) -> str:
         return f"{self._p}:rec:{record_id}"
 

@@ -271,7 +271,9 @@ def decode(row: Row) -> StoredRecord:
     snapshot = None
     if snap is not None:
         data = json.loads(snap)
-        stages = tuple(StageSnapshot(**{f: s[f] for f in _STAGE_FIELDS}) for s in data["stages"])
+        stages = tuple(
+            StageSnapshot(**{f: s[f] for f in _STAGE_FIELDS if f in s}) for s in data["stages"]
+        )
         snapshot = RecordSnapshot(record_id, stages, float(data["fetched_at"]))
     return StoredRecord(
         record_id=str(record_id),

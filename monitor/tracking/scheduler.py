@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from monitor.codearts.errors import CodeArtsError, Throttled
 from monitor.domain import RecordSnapshot, RecordState
+from monitor.domain.backoff import jittered_backoff
 from monitor.logging import get_logger
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
@@ -32,7 +33,7 @@ IDLE_TICK = 1.0  # the dispatcher wakes at least this often, to prove it is aliv
 # The dispatcher wakes on a grid of 1% of the interval (at most 100 ms), so polls due
 # close together start in one wake-up. Each wake-up of an idle event loop costs tens of
 # microseconds of CPU, as much as the rest of a poll's own work; starting at most 1% of
-# an interval late is invisible in the data (issue 7, CPU per poll).
+# an interval late is invisible in the data.
 COALESCE_SHARE = 0.01
 COALESCE_MAX = 0.1
 
@@ -130,7 +131,7 @@ class Scheduler:
         heapq.heappush(self._heap, (due, next(self._seq), record_id))
         # Wake the dispatcher only if it would otherwise sleep past this due time: every
         # poll reschedules its record an interval ahead, and waking for that cost a
-        # needless dispatcher round per poll (issue 7, CPU per poll).
+        # needless dispatcher round per poll.
         if self._wake_time(due) < self._sleeping_until:
             self._wake.set()
 
@@ -254,8 +255,7 @@ class Scheduler:
 
     def _backoff(self, failures: int, exc: CodeArtsError | None) -> float:
         """Exponential backoff with full jitter, never sooner than one interval."""
-        ceiling = min(self._backoff_max, self.interval * (2 ** min(failures, 16) - 1))
-        delay = self.interval + self._rng.uniform(0, max(0.0, ceiling - self.interval))
+        delay = jittered_backoff(failures, self.interval, self._backoff_max, self._rng)
         if isinstance(exc, Throttled) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, self._backoff_max))
         return delay

@@ -10,7 +10,7 @@ than ever repeating one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,8 @@ class Watchlist:
         self._changed = anyio.Event()
         self._added_listeners: list[Callable[[WatchedRecord], None]] = []
         self._event_listeners: list[Listener] = []
+        self._removed_listeners: list[Callable[[str], None]] = []
+        self._completing: list[Callable[[str, float], Awaitable[None]]] = []
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -90,6 +92,15 @@ class Watchlist:
         """Called for every event (transition, finished stage, completion, poll), after
         it was persisted and logged."""
         self._event_listeners.append(callback)
+
+    def on_removed(self, callback: Callable[[str], None]) -> None:
+        """Called with the record id of every record that leaves the watchlist."""
+        self._removed_listeners.append(callback)
+
+    def on_completing(self, callback: Callable[[str, float], Awaitable[None]]) -> None:
+        """Awaited with (record id, completion time) before a completion is stored; if it
+        raises StoreError the completion is not stored either, and the next poll retries."""
+        self._completing.append(callback)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` holds; re-checked after every change."""
@@ -171,6 +182,8 @@ class Watchlist:
             return False
         await self._store.delete(record_id)
         self._log.info("record_removed", record_id=record_id, source=rec.source, **_label_kv(rec))
+        for cb in self._removed_listeners:
+            cb(record_id)
         self._notify()
         return True
 
@@ -202,8 +215,11 @@ class Watchlist:
             if obs.completed is not None:
                 after.state = RecordState.COMPLETE
                 after.result = obs.completed.result
-                after.finished_at = self._clock()
+                after.finished_at = completed_at = self._clock()
             try:
+                if obs.completed is not None:
+                    for hook in self._completing:
+                        await hook(rec.record_id, completed_at)
                 won = await self._save_claiming(after, obs)
             except StoreError as exc:
                 # Left as it was, the record shows the same changes to the next poll,

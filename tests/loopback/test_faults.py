@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import io
 
-import anyio
+import aiohttp
 import pytest
 
 from monitor.app import Daemon
+from monitor.codearts.ratelimit import DEFAULT_PAUSE
 from monitor.domain import RecordState
 from monitor.simulator import Fault
-from tests.support.loopback import SimServer, log_events, make_settings, running, scrape, wait_until
+from tests.support.loopback import (
+    TOKEN,
+    SimServer,
+    log_events,
+    make_settings,
+    running,
+    scrape,
+    wait_until,
+)
 from tests.support.samples import series, value
 
 # fault -> (poll outcome in stage_monitor_polls_total, code in stage_monitor_api_requests_total)
@@ -91,13 +100,42 @@ async def test_a_throttle_pauses_every_record_not_just_the_one_refused(sim: SimS
     assert len(after) > len(early)
 
 
-async def test_retry_after_without_a_header_still_pauses(sim: SimServer) -> None:
-    with anyio.fail_after(5):
-        from monitor.codearts.ratelimit import TokenBucket
+async def test_a_429_without_retry_after_pauses_everything_for_the_default_pause(
+    sim: SimServer, log_stream: io.StringIO
+) -> None:
+    s = sim.sim
+    probe = s.new_build().record_id
+    async with aiohttp.ClientSession() as session:
+        # From now on the simulator's 429s carry no Retry-After at all.
+        control = {"retry_after": None, "kind": "throttle", "record_id": probe}
+        async with session.post(f"{sim.url}/_sim/faults", json=control) as resp:
+            assert resp.status == 200
+        url = f"{sim.url}/v1/record/{probe}/full-stages"
+        async with session.get(url, headers={"X-Auth-Token": TOKEN}) as resp:
+            assert resp.status == 429
+            assert "Retry-After" not in resp.headers
+            assert (await resp.json())["error_code"] == "APIGW.0308"
 
-        gate = TokenBucket(1000, 1, default_pause=0.3)
-        await gate.acquire()
-        gate.throttled(None)
-        started = anyio.current_time()
-        await gate.acquire()
-        assert anyio.current_time() - started >= 0.3
+    plans = [s.new_build(started_ago=-1_000_000) for _ in range(3)]  # polled all the time
+    daemon = Daemon(
+        make_settings(sim.url, [p.record_id for p in plans], poll_interval=0.02, max_concurrency=3)
+    )
+    async with running(daemon):
+        await daemon.scheduler.wait_ready()
+        s.faults.inject(Fault.THROTTLE, plans[0].record_id)
+        await wait_until(daemon, lambda: daemon.gate.pauses == 1)
+        throttled_at = next(r.at for r in s.requests if r.status == 429 and r.record_id != probe)
+        await wait_until(daemon, lambda: s.requests[-1].at > throttled_at + DEFAULT_PAUSE + 0.2)
+        samples = await scrape(daemon)
+
+    # Without a Retry-After the daemon still pauses every record, for its default pause:
+    # apart from requests already on the wire, nothing is sent until it has passed.
+    after = [r.at - throttled_at for r in s.requests if r.at > throttled_at]
+    early = [t for t in after if t < DEFAULT_PAUSE]
+    assert len(early) <= 2, early
+    assert len(after) > len(early)
+    assert value(samples, "stage_monitor_throttle_pauses_total") == 1
+    assert value(samples, "stage_monitor_api_requests_total", code="429") == 1
+    assert value(samples, "stage_monitor_polls_total", outcome="throttled") == 1
+    failed = log_events(log_stream, "poll_failed")
+    assert [(e["record_id"], e["outcome"]) for e in failed] == [(plans[0].record_id, "throttled")]

@@ -178,3 +178,45 @@ def test_header_name_case_does_not_change_the_signature() -> None:
     lower = signature({"host": host, "x-sdk-date": "20250101T000000Z"})
     assert lower == signature({"Host": host, "X-Sdk-Date": "20250101T000000Z"})
     assert lower == "b7864702478907f657fdfc6f658f023f32ce756166bc8615a82f16934b7a530e"
+
+
+def _job_routes(sim: SimServer) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every API route, as (path, query): full-stages and the three job routes."""
+    job = sim.sim.add_job("auth")
+    plan = sim.sim.new_build(job_id=job.job_id)
+    return [
+        (f"/v1/record/{plan.record_id}/full-stages", []),
+        (f"/v1/job/{job.job_id}/info", []),
+        (f"/v1/record/{job.build_project_id}/records", [("limit", "10"), ("page", "0")]),
+        (f"/v1/record/{job.job_id}/{plan.build_number}/record-info", []),
+    ]
+
+
+def _signed(url: str, path: str, query: list[tuple[str, str]], sk: str) -> dict[str, str]:
+    host = url.removeprefix("http://")
+    headers = {"Host": host, "X-Sdk-Date": sdk_date(time.time())}
+    sig = sign(method="GET", path=path, query=query, headers=headers, body=b"", ak=AK, sk=sk)
+    return {**headers, "Authorization": sig.authorization}
+
+
+async def test_every_route_refuses_in_the_words_of_the_scheme_refused(gw: SimServer) -> None:
+    wrong_sk = "another-secret-key-000000000000000000000"
+    async with aiohttp.ClientSession() as s:
+        for path, query in _job_routes(gw):
+            url = f"{gw.url}{path}" + (
+                "?" + "&".join(f"{k}={v}" for k, v in query) if query else ""
+            )
+            async with s.get(url, headers=_signed(gw.url, path, query, SK)) as resp:
+                assert resp.status == 200, path  # a good signature opens every route
+            async with s.get(url, headers=_signed(gw.url, path, query, wrong_sk)) as resp:
+                assert resp.status == 401, path
+                err = await resp.json()
+            assert err["error_code"] == "APIGW.0301"
+            assert "verify aksk signature fail" in err["error_msg"], path
+            assert "token" not in err["error_msg"], path
+            async with s.get(url, headers={"X-Auth-Token": "not-a-token"}) as resp:
+                assert resp.status == 401, path
+                err = await resp.json()
+            assert err["error_code"] == "APIGW.0301"
+            assert "token expires or invalid" in err["error_msg"], path
+            assert "aksk" not in err["error_msg"], path

@@ -30,7 +30,12 @@ FIGURES = (
     "speed-up (changed)",
     "body size (ours / baseline)",
     "p50",
+    "polling, CPU per build",
+    "export / polling (one request per build)",
     "p99",
+    "/ render, 50 rows, all changed",
+    "polls/s ratio (loaded / quiet)",
+    "poll delay p99, while loading",
 )
 
 
@@ -71,6 +76,9 @@ def test_smoke_run_prints_every_figure_and_writes_the_json(tmp_path: Path) -> No
     latency_run = results["latency"]["runs"][0]
     assert latency_run["changes"] > 0
     assert latency_run["missed"] == 0
+    traces_run = results["traces"]["runs"][0]
+    assert traces_run["delivered"] == traces_run["builds"] > 0
+    assert traces_run["polls_per_build"] > 1  # each build was polled from its start
 
 
 async def test_simulator_benchmark_mode_accepts_any_credentials_and_default_mode_does_not() -> None:

@@ -111,7 +111,7 @@ def names_in_prometheus(stack: Stack) -> set[str]:
     return {r["metric"]["__name__"] for r in stack.query(f'count by (__name__) ({{job="{JOB}"}})')}
 
 
-# The metric contract of issue 2, as Prometheus stores it.
+# The metric contract (docs/metrics.md), as Prometheus stores it.
 CONTRACT = {
     "codearts_build_stage_status",
     "codearts_build_stage_status_code",

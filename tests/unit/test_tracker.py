@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
+from monitor.codearts.models import FullStagesResponse, to_snapshot
 from monitor.domain import RecordSnapshot, StageSnapshot
-from monitor.settings import DEFAULT_TERMINAL_STATUSES
+from monitor.settings import DEFAULT_TERMINAL_STATUSES, Settings
 from monitor.tracking.tracker import observe, record_duration, record_result
 
 TERMINAL = frozenset(DEFAULT_TERMINAL_STATUSES)
 RID = "94baa8ec-fd3f-4cae-81af-b24385a7220f"
+EXAMPLE = Path(__file__).parent.parent / "data" / "full_stages_example.json"
 
 
 def stage(key: str, seq: int, status: str, **kw: object) -> StageSnapshot:
@@ -54,10 +58,18 @@ def test_finished_stage_is_counted_once_even_if_seen_again() -> None:
     assert again.newly_finished == ()
 
 
-def test_terminal_statuses_compare_case_insensitively_after_normalising() -> None:
-    # Statuses are upper-cased on the way in ("timeout" in one doc becomes TIMEOUT).
-    obs = observe(None, snap(stage("initial", 0, "TIMEOUT")), frozenset(), TERMINAL)
+def test_lower_case_statuses_from_the_api_and_the_config_are_terminal() -> None:
+    # One doc spells the status "timeout"; the terminal set may be configured in any case.
+    body = json.loads(EXAMPLE.read_text())
+    for raw in body["result"]["build_stages"].values():
+        raw["status"] = "success"
+    body["result"]["build_stages"]["stage2"]["status"] = "timeout"
+    snapshot = to_snapshot(RID, FullStagesResponse.model_validate(body), 0.0)
+    assert {s.status for s in snapshot.stages} == {"SUCCESS", "TIMEOUT"}
+    terminal = Settings(auth_token="x" * 20, terminal_statuses="success,timeout").terminal_statuses
+    obs = observe(None, snapshot, frozenset(), terminal)
     assert obs.completed is not None and obs.completed.result == "TIMEOUT"
+    assert len(obs.newly_finished) == len(snapshot.stages)
 
 
 def test_unknown_status_is_in_progress() -> None:

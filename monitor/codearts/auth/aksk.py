@@ -12,6 +12,7 @@ import anyio
 from monitor.codearts.auth.signer import sign, signing_headers
 from monitor.codearts.errors import AuthFailed
 from monitor.codearts.messages import ApiRequest, ApiResponse, response_error
+from monitor.domain.backoff import exponential_backoff
 
 # The gateway refuses an X-Sdk-Date more than 15 minutes off its own clock.
 ALLOWED_SKEW = 15 * 60.0
@@ -100,7 +101,9 @@ class AkSkAuth:
         if self._failure is None or now >= self._retry_at:
             # Refusals of requests that were already in flight do not lengthen the backoff.
             self._failures += 1
-            self._retry_at = now + min(self._retry_max, self._retry_min * 2 ** (self._failures - 1))
+            self._retry_at = now + exponential_backoff(
+                self._failures, self._retry_min, self._retry_max
+            )
         self._failure = error
         return error
 

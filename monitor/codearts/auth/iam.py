@@ -23,6 +23,7 @@ import anyio
 from monitor.codearts.auth.base import AUTH_TOKEN_HEADER
 from monitor.codearts.errors import AuthFailed
 from monitor.codearts.messages import ApiRequest, ApiResponse, response_error
+from monitor.domain.backoff import exponential_backoff
 from monitor.logging import get_logger
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 (a path)
@@ -232,7 +233,7 @@ class IamPasswordAuth:
     def _failed(self, error: AuthFailed, now: float) -> AuthFailed:
         self._failure = error
         self._failures += 1
-        self._retry_at = now + min(self._retry_max, self._retry_min * 2 ** (self._failures - 1))
+        self._retry_at = now + exponential_backoff(self._failures, self._retry_min, self._retry_max)
         return error
 
 

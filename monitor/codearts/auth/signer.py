@@ -70,7 +70,7 @@ def canonical_uri(path: str) -> str:
     return uri if uri.endswith("/") else uri + "/"
 
 
-def canonical_query(query: Iterable[tuple[str, QueryValue]]) -> str:
+def canonical_query_for_signing(query: Iterable[tuple[str, QueryValue]]) -> str:
     """Step 4: pairs sorted, key and value encoded, booleans as true/false, lists expanded."""
     parts: list[str] = []
     for key, value in sorted(query, key=lambda kv: kv[0]):
@@ -130,7 +130,7 @@ def sign(
         [
             method.upper(),
             canonical_uri(path),
-            canonical_query(_sort_pairs(query)),
+            canonical_query_for_signing(_sort_pairs(query)),
             canonical_headers(headers, signed),
             signed_list,
             payload_hash(body, headers),

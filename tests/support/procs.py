@@ -1,0 +1,88 @@
+"""Real processes for system tests: `stage-monitor simulate` and `run`, their JSON logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.support.loopback import TOKEN
+
+
+def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `predicate` (another process's output: nothing to await) until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def events(path: Path, event: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue  # the last line of a killed process may be cut short
+            if event is None or e.get("event") == event:
+                out.append(e)
+    return out
+
+
+def get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
+            raw = resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        raw = exc.read().decode()
+    return json.loads(raw) if raw.startswith(("{", "[")) else raw
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONITOR_", "OTEL_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def process(args: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", *args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def simulator(tmp_path: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
+    """`stage-monitor simulate` on a free port: its URL and the record ids it made."""
+    log = tmp_path / "simulator.log"
+    with process(["simulate", "--port", "0", "--token", TOKEN, *args], log, clean_env()) as proc:
+        started = wait(lambda: events(log, "simulator_started"), 30, "the simulator")[0]
+        try:
+            yield started["url"], started["records"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
