@@ -508,8 +508,8 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
     if "cluster" in results:
         c = results["cluster"]
         case = (
-            f"7 cluster (1 x {c['single']['records']} vs {len(c['replicas'])} x "
-            f"{c['records'] // len(c['replicas'])} records, {c['interval_seconds']:g} s)"
+            f"7 cluster (1 replica, {c['single']['records']} records vs "
+            f"{len(c['replicas'])} replicas, {c['records']} records; {c['interval_seconds']:g} s)"
         )
         row(case, "CPU/poll, single replica", c["single"]["cpu_per_poll_us"], "us")
         for i, r in enumerate(c["replicas"]):

@@ -89,7 +89,7 @@ class Cluster:
             self.redis,
             prefix=prefix,
             lease_ttl=settings.lease_ttl,
-            tick=min(settings.lease_ttl / 3, settings.poll_interval),
+            tick=min(settings.lease_ttl / 4, settings.poll_interval / 2),
             wanted=self._active_ids,
             observer=metrics,
             lead=bool(settings.jobs),

@@ -175,6 +175,7 @@ class Coordinator:
         """Renew every `tick` seconds until cancelled; retry with backoff while Redis is away."""
         task_status.started()
         failures = 0
+        next_round = self._clock()
         while not self._leaving:
             try:
                 await self.round()
@@ -189,7 +190,10 @@ class Coordinator:
                 self._log.info("redis_available", after_failures=failures)
             failures = 0
             self.problem = None
-            await anyio.sleep(self.tick)
+            # At a fixed rate, not a tick after each round: a slow round must not delay
+            # noticing a member that died.
+            next_round = max(next_round + self.tick, self._clock())
+            await anyio.sleep(next_round - self._clock())
 
     async def round(self) -> None:
         """One renewal: heartbeat, members, leader, epoch, then the leases."""
