@@ -192,8 +192,9 @@ class Coordinator:
             self.problem = None
             # At a fixed rate, not a tick after each round: a slow round must not delay
             # noticing a member that died.
-            next_round = max(next_round + self.tick, self._clock())
-            await anyio.sleep(next_round - self._clock())
+            now = self._clock()
+            next_round = max(next_round + self.tick, now)
+            await anyio.sleep(next_round - now)
 
     async def round(self) -> None:
         """One renewal: heartbeat, members, leader, epoch, then the leases."""
