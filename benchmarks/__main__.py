@@ -22,13 +22,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import latency, traces
+from benchmarks import discovery, latency, traces
 from benchmarks.cluster import case_cluster
 from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency", "status_page", "traces", "cluster")
+CASES = ("cpu", "scale", "scrape", "latency", "status_page", "traces", "discovery", "cluster")
 
 
 @dataclass(frozen=True)
@@ -372,6 +372,11 @@ def _verdict(value: float | None, ok: bool | None) -> str:
     return "holds" if ok else "MISSED"
 
 
+def case_discovery(plan: Plan) -> dict[str, Any]:
+    jobs, rounds = (50, 2) if plan.runs == 1 and plan.cpu_records < 1000 else (500, 5)
+    return discovery.run_once(jobs=jobs, active=5, rounds=rounds)
+
+
 def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str, str, str]]:
     """(case, figure, value, target, verdict) rows; no verdicts in a smoke run."""
     rows: list[tuple[str, str, str, str, str]] = []
@@ -403,6 +408,15 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
         ca = m["c_over_a"] if sdk else None
         row(case, "c/a", ca, "x", "≥ 5", None if ca is None else ca >= 5)
         row(case, "c/b", m["c_over_b"] if sdk else None, "x")
+    if "discovery" in results:
+        d = results["discovery"]
+        case = f"7 discovery ({d['jobs']} jobs, {d['active_per_round']} active a round)"
+        worst = d["projects"]["max_requests_per_round"]
+        row(case, "MONITOR_PROJECTS requests/round (max)", worst, "", "≤ 20", worst <= 20)
+        row(case, "MONITOR_JOBS requests/round (max)", d["per_job"]["max_requests_per_round"], "")
+        row(case, "per-job / projects", d["ratio_per_job_over_projects"], "x")
+        missed = d["projects"]["builds_missed"] + d["per_job"]["builds_missed"]
+        row(case, "builds missed", missed, "", "0", missed == 0)
     if "scale" in results:
         m = results["scale"]["median"]
         s = results["scale"]
@@ -508,7 +522,7 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
     if "cluster" in results:
         c = results["cluster"]
         case = (
-            f"7 cluster (1 replica, {c['single']['records']} records vs "
+            f"8 cluster (1 replica, {c['single']['records']} records vs "
             f"{len(c['replicas'])} replicas, {c['records']} records; {c['interval_seconds']:g} s)"
         )
         row(case, "CPU/poll, single replica", c["single"]["cpu_per_poll_us"], "us")
@@ -581,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": case_latency,
         "status_page": case_status_page,
         "traces": case_traces,
+        "discovery": case_discovery,
         "cluster": partial(_cluster, smoke=args.smoke),
     }
     results: dict[str, Any] = {}

@@ -7,6 +7,7 @@ variables, the TOML file named by `--config` or `MONITOR_CONFIG`, then defaults.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from pydantic_settings import (
 )
 
 from monitor.cluster.url import mask_redis_url, redis_settings_problem, redis_url_secrets
-from monitor.domain.ids import JOB_ID_RE, is_valid_record_id
+from monitor.domain.ids import JOB_ID_RE, PROJECT_ID_RE, is_valid_record_id
 from monitor.traces.config import otlp_url, parse_headers
 
 DEFAULT_TERMINAL_STATUSES = (
@@ -165,6 +166,29 @@ class Settings(BaseSettings):
     redis_password_file: Path | None = None  # a mounted Secret; re-read when it changes
     cluster_name: str = Field("codearts-stage-monitor", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     lease_ttl: float = Field(15.0, ge=0.5)  # seconds a replica's heartbeat and leases live
+
+    # --- whole projects: discovery of every job, history per job -----------------------
+    projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    job_include: str = ".*"  # anchored at both ends, as Prometheus relabelling regexes
+    job_exclude: str | None = None
+    job_refresh_interval: float = Field(300.0, gt=0)
+    max_jobs: int = Field(500, ge=1)  # distinct job_name values in the aggregates
+
+    @field_validator("projects", mode="before")
+    @classmethod
+    def _projects_csv(cls, value: Any) -> Any:
+        bad = [v for v in _split_csv(value) if PROJECT_ID_RE.fullmatch(str(v)) is None]
+        if bad:
+            raise ValueError("not a CodeArts project id (32 characters of [0-9a-z]): " + repr(bad))
+        return list(dict.fromkeys(_split_csv(value)))
+
+    @field_validator("job_include", "job_exclude")
+    @classmethod
+    def _job_pattern(cls, value: str | None) -> str | None:
+        try:
+            return None if value is None else re.compile(value).pattern
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
 
     @classmethod
     def settings_customise_sources(

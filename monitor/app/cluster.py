@@ -92,7 +92,7 @@ class Cluster:
             tick=min(settings.lease_ttl / 4, settings.poll_interval / 2),
             wanted=self._active_ids,
             observer=metrics,
-            lead=bool(settings.jobs),
+            lead=bool(settings.jobs or settings.projects),
         )
         self.store = RedisStore(
             self.redis,

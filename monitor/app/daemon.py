@@ -40,6 +40,8 @@ from monitor.store.outbox import RedisOutbox, outbox_for
 from monitor.traces.config import parse_headers, shown_url, traces_url
 from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
+from monitor.tracking.labeler import RecordLabeler
+from monitor.tracking.projects import ProjectDiscovery
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.sources import WatchlistFile
 from monitor.tracking.watchlist import Watchlist
@@ -84,6 +86,7 @@ class Daemon:
             clock=clock,
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
+        self.metrics.watch_jobs(settings.max_jobs, self._labels_of)
         self.traces = self._trace_exporter(clock)
         self.metrics.watch_record_states(
             self.cluster.counts if self.cluster else self.watchlist.counts
@@ -125,6 +128,8 @@ class Daemon:
             ),
         )
         self.discovery: Discovery | None = None  # made in run(): it needs the client
+        self.project_discovery: ProjectDiscovery | None = None
+        self.labeler: RecordLabeler | None = None
         # The status page: its own bounded memory of transitions and last polls.
         self.history = TransitionHistory(clock=clock)
         self.watchlist.on_event(self.history.on_event)
@@ -224,6 +229,10 @@ class Daemon:
             return "shutting down"
         return None if self.scheduler.ready else "first poll round not finished"
 
+    def _labels_of(self, record_id: str) -> dict[str, str] | None:
+        rec = self.watchlist.records.get(record_id)
+        return rec.labels if rec is not None else None
+
     async def _poll(self, record_id: str) -> RecordSnapshot:
         assert self._client is not None
         return await self._client.full_stages(record_id)
@@ -250,6 +259,26 @@ class Daemon:
         self._stop_event = anyio.Event()
         if self._stop_requested:
             self._stop_event.set()
+        if s.projects:
+            self.project_discovery = ProjectDiscovery(
+                self._client,
+                self.watchlist,
+                self.metrics,
+                s.projects,
+                interval=s.discovery_interval,
+                refresh_interval=s.job_refresh_interval,
+                terminal_statuses=s.terminal_statuses,
+                include=s.job_include,
+                exclude=s.job_exclude,
+            )
+        found = self.project_discovery
+        self.labeler = RecordLabeler(
+            self._client,
+            self.watchlist,
+            self.metrics,
+            job_of_build_project=found.job_of_build_project if found else lambda _: None,
+        )
+        self.watchlist.on_added(self.labeler.on_added)
         try:
             await self.watchlist.restore()
             if self.cluster is not None:
@@ -283,6 +312,7 @@ class Daemon:
                 port=self.port,
                 records=len(self.watchlist.records),
                 jobs=len(s.jobs),
+                projects=len(s.projects),
                 traces=shown_url(self.traces.url) if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
@@ -298,7 +328,10 @@ class Daemon:
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
                 if self.discovery is not None:
-                    await tg.start(self._run_discovery)
+                    await tg.start(self._run_discovery, self.discovery)
+                await tg.start(self.labeler.run)
+                if self.project_discovery is not None:
+                    await tg.start(self._run_discovery, self.project_discovery)
                 task_status.started()
                 await self._stop_event.wait()
                 await self._drain()
@@ -341,18 +374,20 @@ class Daemon:
                 await self.cluster.coordinator.leave()  # hand over now, not after the TTL
 
     async def _run_discovery(
-        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        discovery: Discovery | ProjectDiscovery,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Job discovery; with replicas, only on the one holding the leader lease."""
-        assert self.discovery is not None
+        """A discovery; with replicas, only on the one holding the leader lease."""
         if self.cluster is None:
-            await self.discovery.run(task_status=task_status)
+            await discovery.run(task_status=task_status)
             return
         task_status.started()
         coordinator = self.cluster.coordinator
         while True:
             if coordinator.leading:
-                await self.discovery.run_once()
+                await discovery.run_once()
                 await anyio.sleep(self.settings.discovery_interval)
             else:
                 await anyio.sleep(coordinator.tick)

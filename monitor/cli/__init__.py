@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fault-rate", type=float, default=0.0, help="share of answers that fail")
     s.add_argument("--jobs", type=int, default=0, help="build jobs to create (for MONITOR_JOBS)")
     s.add_argument(
+        "--projects", type=int, default=0, help="CodeArts projects to create (MONITOR_PROJECTS)"
+    )
+    s.add_argument("--jobs-per-project", type=int, default=20, help="build jobs in each project")
+    s.add_argument(
         "--build-every",
         type=float,
         default=120.0,
@@ -273,6 +277,13 @@ def _simulate(args: argparse.Namespace) -> int:
         for _ in range(args.jobs)
     ]
 
+    projects = [
+        sim.projects.add_project(
+            args.jobs_per_project, every=args.build_every, duration_scale=args.duration_scale
+        )
+        for _ in range(args.projects)
+    ]
+
     async def main_async() -> None:
         runner, port = await serve(sim, args.host, args.port)
         try:
@@ -281,6 +292,8 @@ def _simulate(args: argparse.Namespace) -> int:
                 url=f"http://{args.host}:{port}",
                 records=[p.record_id for p in plans],
                 jobs=[j.job_id for j in jobs],
+                projects=[p.project_id for p in projects],
+                job_list_shape=sim.projects.job_list_shape,
             )
             if not args.token:
                 print(f"token: {token}", flush=True)

@@ -14,7 +14,30 @@ from monitor.settings import Settings
 from monitor.simulator import Simulator, serve
 
 DEMO_DURATION_SCALE = 0.1  # builds of a few minutes, so something happens while you watch
-NEW_BUILD_EVERY = 20.0  # seconds; each of the two jobs builds every 40 s
+DEMO_BUILD_EVERY = 120.0  # seconds between two builds of each job (starts spread evenly)
+DEMO_JOBS = (
+    "payments-service",
+    "web-frontend",
+    "checkout-api",
+    "search-indexer",
+    "mobile-app",
+    "auth-service",
+    "billing-worker",
+    "docs-site",
+    "inventory-api",
+    "notifications",
+    "reporting-etl",
+    "gateway",
+    "user-profile",
+    "recommendations",
+    "media-transcoder",
+    "admin-console",
+    "data-export",
+    "ci-templates",
+    "scratch-alice",
+    "scratch-bob",
+)
+DEMO_JOB_EXCLUDE = "scratch-.*"  # MONITOR_JOB_EXCLUDE: anchored, as in Prometheus relabelling
 
 
 def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
@@ -24,16 +47,11 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
     token = secrets.token_urlsafe(24)
     sim = Simulator(seed=seed, speed=1.0, tokens={token})
     plans = sim.populate(records, duration_scale=DEMO_DURATION_SCALE)
-    # Two jobs that keep starting builds, found by job discovery as in production.
-    jobs = [
-        sim.add_job(
-            name,
-            every=NEW_BUILD_EVERY * 2,
-            first_in=NEW_BUILD_EVERY * (i + 1),
-            duration_scale=DEMO_DURATION_SCALE,
-        )
-        for i, name in enumerate(("payments-service", "web-frontend"))
-    ]
+    # One project of 20 jobs that keep starting builds, found by project discovery as in
+    # production; the two scratch jobs are left out by DEMO_JOB_EXCLUDE.
+    project = sim.projects.add_project(
+        names=DEMO_JOBS, every=DEMO_BUILD_EVERY, duration_scale=DEMO_DURATION_SCALE
+    )
 
     async def main() -> None:
         sim_runner, sim_port = await serve(sim, "127.0.0.1", 0)
@@ -47,7 +65,8 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
                 port=port,
                 state_path=":memory:",  # the demo's builds are new every time
                 rate_limit=50.0,
-                jobs=[j.job_id for j in jobs],
+                projects=[project.project_id],
+                job_exclude=DEMO_JOB_EXCLUDE,
                 discovery_interval=5.0,
             )
             daemon = Daemon(settings)
@@ -59,6 +78,8 @@ def run_demo(port: int = 9630, records: int = 12, seed: int = 1) -> int:
                     status_url=f"{base}/",
                     metrics_url=f"{base}/metrics",
                     simulator=f"http://127.0.0.1:{sim_port}",
+                    project=project.project_id,
+                    job_exclude=DEMO_JOB_EXCLUDE,
                 )
                 print(f"\n  status page: {base}/\n  metrics:     {base}/metrics\n", flush=True)
                 await anyio.sleep_forever()

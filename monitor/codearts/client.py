@@ -174,6 +174,33 @@ class CodeArtsClient:
             raise self._throttle_aware(_error_in_ok_body(data, resp.status))
         return data
 
+    async def post_json(
+        self, path: str, payload: Any, query: list[tuple[str, str]] | None = None
+    ) -> Any:
+        """POST a JSON body to any API path and return its JSON, errors mapped as for GET."""
+        req = ApiRequest(
+            "POST",
+            self._base_url,
+            path,
+            query or [],
+            {"Content-Type": "application/json;charset=UTF-8"},
+            json.dumps(payload, separators=(",", ":")).encode(),
+        )
+        return self._json_of(await self.execute(req))
+
+    def _json_of(self, resp: ApiResponse) -> Any:
+        if resp.status != 200:
+            raise self._throttle_aware(error_from_response(resp))
+        try:
+            data = json.loads(resp.body)
+        except ValueError:
+            raise MalformedResponse("answer is not JSON", status=resp.status) from None
+        if isinstance(data, dict) and (
+            data.get("error_code") or str(data.get("status", "")).lower() == "fail"
+        ):
+            raise self._throttle_aware(_error_in_ok_body(data, resp.status))
+        return data
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _throttle_aware(self, error: CodeArtsError) -> CodeArtsError:

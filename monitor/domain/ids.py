@@ -8,6 +8,8 @@ import re
 RECORD_ID_RE = re.compile(r"^[0-9a-z-]{36}$")
 # A job id: 32 characters of digits and lowercase letters, as the API definitions give it.
 JOB_ID_RE = re.compile(r"^[0-9a-z]{32}$")
+# A CodeArts project id: "32位数字、小写字母组合" (the `{project_id}` of the job lists).
+PROJECT_ID_RE = re.compile(r"^[0-9a-z]{32}$")
 RECORD_ID_RULE = "36 characters of [0-9a-z-]"
 
 

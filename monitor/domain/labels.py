@@ -50,3 +50,13 @@ def label_errors(labels: Mapping[str, object]) -> list[str]:
 def clip_label(value: str) -> str:
     """A label value the API gave, clipped to MAX_LABEL_VALUE characters."""
     return value if len(value) <= MAX_LABEL_VALUE else value[:MAX_LABEL_VALUE]
+
+
+# What a record's job is, as discovery or ShowBuildRecord tells it; a watchlist source
+# that re-adds a record without them does not take them away.
+JOB_LABELS = ("job_id", "job_name", "build_number", "branch")
+
+
+def anchored_pattern(pattern: str) -> re.Pattern[str]:
+    """A job-name pattern, anchored at both ends as Prometheus relabelling regexes are."""
+    return re.compile(f"(?:{pattern})\\Z")

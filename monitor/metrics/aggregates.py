@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.codearts.errors import AUTH_FAILURE_REASONS
 from monitor.domain import RecordState, StageSnapshot, ms_to_seconds
+from monitor.metrics.jobs import JobNames
 from monitor.tracking.tracker import PollDone, RecordCompleted, StageFinished, Transition
 
 # `_created` series double the output and no dashboard here reads them.
@@ -45,6 +46,8 @@ STAGE_DURATION_BUCKETS = (
     28800,
 )
 STAGE_PENDING_BUCKETS = (0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+# Whole builds: ten seconds to twelve hours.
+RECORD_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200)
 API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 REDIS_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
@@ -98,20 +101,20 @@ class MonitorMetrics:
         self.stages_finished = Counter(
             "codearts_build_stages_finished",
             "Stages that reached a terminal status, counted once per stage.",
-            ["display_name", "status"],
+            ["job_name", "display_name", "status"],
             registry=r,
         )
         self.finished_duration = Histogram(
             "codearts_build_stage_finished_duration_seconds",
             "Duration of finished stages, as reported by the API.",
-            ["display_name", "status"],
+            ["job_name", "display_name", "status"],
             buckets=STAGE_DURATION_BUCKETS,
             registry=r,
         )
         self.finished_pending = Histogram(
             "codearts_build_stage_finished_pending_seconds",
             "Time finished stages waited before running, as reported by the API.",
-            ["display_name"],
+            ["job_name", "display_name"],
             buckets=STAGE_PENDING_BUCKETS,
             registry=r,
         )
@@ -138,7 +141,8 @@ class MonitorMetrics:
         )
         self.discovery_runs = Counter(
             "stage_monitor_discovery_runs",
-            "Listings of one job's recent builds by job discovery, by outcome.",
+            "Discovery calls by outcome: one job's builds listed, a project's job list read, or a "
+            "brief-records batch asked.",
             ["outcome"],
             registry=r,
         )
@@ -183,6 +187,56 @@ class MonitorMetrics:
             registry=r,
         )
 
+        # --- projects: discovery of whole projects, history per job ------------------------
+        self.discovery_requests = Counter(
+            "stage_monitor_discovery_requests",
+            "Requests discovery sent to the API (they share the one rate budget), by API.",
+            ["api"],
+            registry=r,
+        )
+        self.discovery_problems = Counter(
+            "stage_monitor_discovery_problems",
+            "Bad input discovery met (a refused project, a malformed page, a job left out of "
+            "an answer, ...), counted once each time it starts.",
+            ["problem"],
+            registry=r,
+        )
+        self.discovery_fallbacks = Counter(
+            "stage_monitor_discovery_fallbacks",
+            "Jobs listed one by one (ListRecords) because the cheap round could not be used.",
+            ["reason"],
+            registry=r,
+        )
+        self.discovery_jobs = Gauge(
+            "stage_monitor_discovery_jobs",
+            "Jobs of MONITOR_PROJECTS at the last round: watched, excluded by the patterns, "
+            "or disabled.",
+            ["state"],
+            registry=r,
+        )
+        self.records_finished = Counter(
+            "codearts_build_records_finished",
+            "Build records that completed, counted once per record, by job and result.",
+            ["job_name", "result"],
+            registry=r,
+        )
+        self.record_duration = Histogram(
+            "codearts_build_record_duration_seconds",
+            "Completed builds from their first stage's start to their last stage's finish.",
+            ["job_name", "result"],
+            buckets=RECORD_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.jobs_folded = Counter(
+            "stage_monitor_jobs_folded",
+            'Jobs whose builds are counted under job_name="_other" (MONITOR_MAX_JOBS reached).',
+            registry=r,
+        )
+        self.job_names = JobNames(on_folded=self.jobs_folded.inc)
+        for api in ("job_list", "brief_records", "job_info", "records", "record_info"):
+            self.discovery_requests.labels(api=api)
+        for state in ("watched", "excluded", "disabled"):
+            self.discovery_jobs.labels(state=state)
         # --- more than one replica (Redis) ----------------------------------------------
         self.redis_errors = Counter(
             "stage_monitor_redis_errors",
@@ -227,7 +281,9 @@ class MonitorMetrics:
         if isinstance(event, Transition):
             self.count_transition(event)
         elif isinstance(event, StageFinished):
-            self.count_finished(event.stage)
+            self.count_finished(event.stage, self.job_names.of_record(event.record_id))
+        elif isinstance(event, RecordCompleted):
+            self.count_completed(event)
         elif isinstance(event, PollDone):
             self.count_poll(event.outcome)
 
@@ -246,16 +302,43 @@ class MonitorMetrics:
     def count_transition(self, t: Transition) -> None:
         self.transitions.labels(from_status=t.from_status or "", to_status=t.to_status).inc()
 
-    def count_finished(self, stage: StageSnapshot) -> None:
-        self.stages_finished.labels(display_name=stage.display_name, status=stage.status).inc()
+    def count_finished(self, stage: StageSnapshot, job_name: str = "") -> None:
+        labels = {"job_name": job_name, "display_name": stage.display_name}
+        self.stages_finished.labels(**labels, status=stage.status).inc()
         duration = ms_to_seconds(stage.duration_ms)
         if duration is not None:
-            self.finished_duration.labels(
-                display_name=stage.display_name, status=stage.status
-            ).observe(duration)
+            self.finished_duration.labels(**labels, status=stage.status).observe(duration)
         pending = ms_to_seconds(stage.pending_duration_ms)
         if pending is not None:
-            self.finished_pending.labels(display_name=stage.display_name).observe(pending)
+            self.finished_pending.labels(**labels).observe(pending)
+
+    def count_completed(self, event: RecordCompleted) -> None:
+        """A record completed: the watchlist emits this once per record, ever."""
+        job_name = self.job_names.of_record(event.record_id)
+        self.records_finished.labels(job_name=job_name, result=event.result).inc()
+        if event.duration_seconds is not None:
+            self.record_duration.labels(job_name=job_name, result=event.result).observe(
+                event.duration_seconds
+            )
+
+    def watch_jobs(
+        self, max_jobs: int, labels_of: Callable[[str], Mapping[str, str] | None]
+    ) -> None:
+        """Where `job_name` comes from (a record's labels) and how many values it may take."""
+        self.job_names = JobNames(max_jobs, labels_of, self.jobs_folded.inc)
+
+    def count_discovery_request(self, api: str) -> None:
+        self.discovery_requests.labels(api=api).inc()
+
+    def count_discovery_problem(self, problem: str) -> None:
+        self.discovery_problems.labels(problem=problem).inc()
+
+    def count_discovery_fallback(self, reason: str) -> None:
+        self.discovery_fallbacks.labels(reason=reason).inc()
+
+    def set_discovery_jobs(self, counts: dict[str, int]) -> None:
+        for state, count in counts.items():
+            self.discovery_jobs.labels(state=state).set(count)
 
     def count_traces(self, outcome: str, builds: int) -> None:
         self.traces_exported.labels(outcome=outcome).inc(builds)

@@ -86,6 +86,23 @@ class FaultPlan:
         self._queued.clear()
         self.rate = 0.0
 
+    def pick_keyed(self, key: str, rng: random.Random) -> Fault | None:
+        """A fault queued for exactly `key`, else one at `rate` drawn from `rng`.
+
+        For routes other than full-stages: they never take a fault queued for "any
+        record", and draw from their own generator, so adding them changes no
+        record's faults.
+        """
+        for q in self._queued:
+            if q.record_id == key:
+                q.remaining -= 1
+                if q.remaining <= 0:
+                    self._queued.remove(q)
+                return q.fault
+        if self.rate > 0 and rng.random() < self.rate:
+            return rng.choice(self.kinds)
+        return None
+
     def pick(self, record_id: str | None) -> Fault | None:
         for q in self._queued:
             if q.record_id is None or q.record_id == record_id:

@@ -25,6 +25,7 @@ from monitor.simulator.control import Control
 from monitor.simulator.faults import FaultPlan
 from monitor.simulator.gateway import Gateway
 from monitor.simulator.iam import TOKEN_LIFETIME, Iam
+from monitor.simulator.projects import ProjectWorld
 from monitor.simulator.requestlog import LoggedRequest, RequestLog
 from monitor.simulator.scenario import RecordPlan
 from monitor.simulator.world import SimClock, SimJob, World
@@ -64,6 +65,8 @@ class Simulator:
         )
         self.api = Api(world=self.world, faults=self.faults, log=self.log)
         self.control = Control(world=self.world, faults=self.faults, gateway=self.gateway)
+        # Projects of many jobs: the job lists, brief records and ShowBuildRecord.
+        self.projects = ProjectWorld(world=self.world, faults=self.faults, log=self.log, seed=seed)
         self.app = web.Application()
         self.app.router.add_routes(self.routes())
 
@@ -78,6 +81,7 @@ class Simulator:
             web.get("/v1/job/{job_id}/info", gate(api.job_info)),
             web.get("/v1/record/{build_project_id}/records", gate(api.list_records)),
             web.get("/v1/record/{job_id}/{build_no}/record-info", gate(api.record_info)),
+            *self.projects.routes(gate),
             # The simulator's controls, for tests in other processes.
             web.get("/_sim/records", control.records),
             web.post("/_sim/jobs", control.jobs),

@@ -38,6 +38,8 @@ class DiscoveryCounters(Protocol):
 
     def count_discovered(self) -> None: ...
 
+    def count_discovery_request(self, api: str) -> None: ...
+
 
 class Discovery:
     """Finds new builds of a fixed set of jobs, one round every `interval` seconds."""
@@ -92,8 +94,10 @@ class Discovery:
         try:
             info = self._info.get(job_id)
             if info is None:
+                self._metrics.count_discovery_request("job_info")
                 info = await job_info(self._client, job_id)
                 self._info[job_id] = info
+            self._metrics.count_discovery_request("records")
             builds = await recent_builds(self._client, info.build_project_id, self._page_size)
         except CodeArtsError as exc:
             self._info.pop(job_id, None)  # ask for the job again next round

@@ -19,6 +19,7 @@ import anyio
 from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
 from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
 from monitor.domain.ids import is_valid_record_id
+from monitor.domain.labels import JOB_LABELS
 from monitor.logging import get_logger
 from monitor.store.base import ClaimingStore, StateStore, StoredRecord, StoreError
 from monitor.tracking.tracker import (
@@ -133,8 +134,9 @@ class Watchlist:
         """Watch a record; returns it and whether it was new. Idempotent."""
         existing = self.records.get(record_id)
         if existing is not None:
-            if labels and dict(labels) != existing.labels:
-                existing.labels = dict(labels)
+            kept = {k: v for k, v in existing.labels.items() if k in JOB_LABELS}
+            if labels and {**kept, **labels} != existing.labels:
+                existing.labels = {**kept, **labels}
                 existing.version += 1
                 await self._store.save(existing.stored())
                 self._notify()

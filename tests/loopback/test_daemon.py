@@ -208,7 +208,10 @@ async def test_bad_answers_are_counted_and_the_daemon_keeps_going(
     assert value(samples, "stage_monitor_polls_total", outcome="api_error") == 2
     assert value(samples, "stage_monitor_polls_total", outcome="not_found") == 3
     assert value(samples, "stage_monitor_api_requests_total", code="500") == 1
-    assert value(samples, "stage_monitor_api_requests_total", code="404") == 3
+    # Three polls of the unknown record, and one ShowBuildRecord lookup per record (the
+    # simulator knows no job for either, so both answer 404 and the labels stay empty).
+    assert value(samples, "stage_monitor_discovery_requests_total", api="record_info") == 2
+    assert value(samples, "stage_monitor_api_requests_total", code="404") == 3 + 2
     assert value(samples, "stage_monitor_records", state="not_found") == 1
     failures = log_events(log_stream, "poll_failed")
     assert {e["outcome"] for e in failures} == {

@@ -37,6 +37,7 @@ DEPLOY = ROOT / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMETHEUS_RULE = DEPLOY / "kubernetes" / "base" / "prometheusrule.yaml"
 DASHBOARD = DEPLOY / "grafana" / "codearts-stage-monitor.json"
+JOBS_DASHBOARD = DEPLOY / "grafana" / "codearts-jobs.json"
 JOB = "codearts-stage-monitor"  # the job name the rules and the dashboard expect
 
 T = TypeVar("T")
@@ -82,8 +83,8 @@ def load_yaml(path: Path) -> Any:
         return yaml.safe_load(fh)
 
 
-def load_dashboard() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
+def load_dashboard(path: Path = DASHBOARD) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
@@ -220,8 +221,15 @@ def running_monitor(
     duration_scale: float = 0.1,
     poll_interval: float = 1.0,
     timeout: float = 20.0,
+    projects: int = 0,
+    jobs_per_project: int = 6,
+    build_every: float = 10.0,
 ) -> Iterator[Monitor]:
-    """`stage-monitor simulate` and `stage-monitor run` on loopback, until the block ends."""
+    """`stage-monitor simulate` and `stage-monitor run` on loopback, until the block ends.
+
+    With `projects`, the simulator also serves that many projects of `jobs_per_project`
+    jobs building every `build_every` simulated seconds, and the daemon discovers them.
+    """
     token = secrets.token_urlsafe(16)
     python = sys.executable
     started: list[Process] = []
@@ -247,6 +255,12 @@ def running_monitor(
                 str(duration_scale),
                 "--token",
                 token,
+                "--projects",
+                str(projects),
+                "--jobs-per-project",
+                str(jobs_per_project),
+                "--build-every",
+                str(build_every),
             ],
             workdir,
             _clean_env(),
@@ -273,6 +287,8 @@ def running_monitor(
                 MONITOR_STATE_PATH=":memory:",
                 MONITOR_RATE_LIMIT="200",
                 MONITOR_RATE_BURST="200",
+                MONITOR_PROJECTS=",".join(sim_started.get("projects", [])),
+                MONITOR_DISCOVERY_INTERVAL="1",
             ),
         )
         started.append(daemon)

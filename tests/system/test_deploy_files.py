@@ -26,6 +26,7 @@ from tests.support.deploy import (
     ALERTS,
     DASHBOARD,
     DEPLOY,
+    JOBS_DASHBOARD,
     PROMETHEUS_RULE,
     ROOT,
     dashboard_panels,
@@ -291,3 +292,65 @@ def test_the_image_runs_the_daemon_as_a_non_root_user_with_the_state_volume(
     assert volume
     assert f"MONITOR_STATE_PATH={env['MONITOR_STATE_PATH']}" in final
     assert env["MONITOR_STATE_PATH"].startswith(volume.group(1) + "/")
+
+
+_SERIES_RE = re.compile(r"\b(?:codearts_\w+|stage_monitor_\w+|up)\{")
+_AGG_RE = re.compile(
+    r"\b(?:sum|count|max|min|avg)\s*(?:(?P<kind>without|by)\s*\((?P<labels>[^)]*)\)\s*)?$"
+)
+
+
+def _unsummed(expr: str) -> list[str]:
+    """Series selectors not inside an aggregation that drops `instance` and `pod`."""
+    bad = []
+    for m in _SERIES_RE.finditer(expr):
+        depth, i, ok = 0, m.start() - 1, False
+        while i >= 0 and not ok:
+            c = expr[i]
+            if c == ")":
+                depth += 1
+            elif c == "(":
+                if depth == 0:
+                    agg = _AGG_RE.search(expr[:i])
+                    if agg is not None:
+                        labels = {x.strip() for x in (agg["labels"] or "").split(",")}
+                        if agg["kind"] == "without":
+                            ok = {"instance", "pod"} <= labels
+                        else:  # `by (...)` or a plain sum(): drops what it does not name
+                            ok = not labels & {"instance", "pod"}
+                        if not ok:
+                            break
+                else:
+                    depth -= 1
+            i -= 1
+        if not ok:
+            bad.append(expr[m.start() : m.start() + 60])
+    return bad
+
+
+def test_every_dashboard_query_and_alert_rule_sums_across_replicas() -> None:
+    exprs = [
+        t["expr"]
+        for path in (DASHBOARD, JOBS_DASHBOARD)
+        for p in dashboard_panels(load_dashboard(path))
+        for t in p["targets"]
+    ]
+    exprs += [r["expr"] for g in load_yaml(ALERTS)["groups"] for r in g["rules"]]
+    assert _unsummed('up{job="x"} == 0') and not _unsummed(
+        'sum without (instance, pod) (up{a="b"})'
+    )
+    assert [(e, _unsummed(e)) for e in exprs if _unsummed(e)] == []
+
+
+def test_the_jobs_dashboard_has_units_descriptions_and_the_job_name_variable() -> None:
+    dashboard = load_dashboard(JOBS_DASHBOARD)
+    panels = dashboard_panels(dashboard)
+    assert len(panels) >= 7
+    assert not [p["title"] for p in panels if not p["fieldConfig"]["defaults"].get("unit")]
+    assert not [p["title"] for p in panels if not p.get("description")]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["job_name"]["multi"] and variables["job_name"]["includeAll"]
+    used = {m for p in panels for t in p["targets"] for m in re.findall(r"\$\{?(\w+)", t["expr"])}
+    assert used <= set(variables) | {"__rate_interval", "__range"}
+    assert all(p["datasource"] == {"type": "prometheus", "uid": "${datasource}"} for p in panels)
+    assert dashboard["uid"] != load_dashboard()["uid"]

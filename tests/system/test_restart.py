@@ -157,6 +157,12 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_repeats_nothing(tmp_path:
                 rid: frozenset(json.loads(counted))
                 for rid, counted in conn.execute("SELECT record_id, counted FROM records")
             }
+            complete_at_kill = {
+                rid
+                for (rid,) in conn.execute(
+                    "SELECT record_id FROM records WHERE state = ?", ("complete",)
+                )
+            }
         assert set(counted_at_kill) == set(records)
         assert sum(map(len, counted_at_kill.values())) > 0
 
@@ -194,6 +200,11 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_repeats_nothing(tmp_path:
         if v
     }
     assert counted == dict(left)
+    # Each build is counted once: the new process counts exactly those not complete at the kill.
+    builds = series(samples, "codearts_build_records_finished_total")
+    assert sum(builds.values()) == n - len(complete_at_kill)
+    durations = series(samples, "codearts_build_record_duration_seconds_count")
+    assert sum(durations.values()) == n - len(complete_at_kill)
     assert 0 < sum(left.values()) < sum(len(s) for s in truth.values())
 
 

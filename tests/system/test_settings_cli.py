@@ -99,6 +99,20 @@ def test_check_config_exits_2_on_bad_config_without_echoing_values(tmp_path: Pat
     assert proc.returncode == 2 and "invalid TOML" in proc.stderr
 
 
+def test_an_invalid_job_pattern_exits_2_naming_the_setting() -> None:
+    proc = _cli(
+        "check-config",
+        env={"MONITOR_AUTH_TOKEN": SECRET, "MONITOR_JOB_EXCLUDE": "tmp-(.*"},
+    )
+    assert proc.returncode == 2
+    assert "MONITOR_JOB_EXCLUDE" in proc.stderr and "regular expression" in proc.stderr
+    proc = _cli(
+        "check-config",
+        env={"MONITOR_AUTH_TOKEN": SECRET, "MONITOR_PROJECTS": "not-a-project"},
+    )
+    assert proc.returncode == 2 and "MONITOR_PROJECTS" in proc.stderr
+
+
 def test_check_config_without_credentials_says_what_to_set() -> None:
     proc = _cli("check-config")
     assert proc.returncode == 2 and "MONITOR_AUTH_TOKEN" in proc.stderr

@@ -82,6 +82,9 @@ class DiscoveryRecorder:
     def count_discovered(self) -> None:
         self._counters.count_discovered()
 
+    def count_discovery_request(self, api: str) -> None:
+        self._counters.count_discovery_request(api)
+
 
 def admin_read_guard(check: Callable[[web.Request], None]) -> ReadGuard:
     """The admin API's read check (raising its ApiProblem) as a guard for these pages,
