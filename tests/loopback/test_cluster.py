@@ -442,3 +442,29 @@ async def test_the_redis_password_never_appears_in_any_output(
     assert "MONITOR_REDIS_URL" in printed.err
     everything = "\n".join([*outputs, log_stream.getvalue(), printed.out, printed.err])
     assert REDIS_PASSWORD not in everything
+
+
+async def test_job_discovery_runs_on_one_replica_and_its_builds_are_shared(
+    sim: SimServer, redis_server: RedisServer, log_stream: io.StringIO
+) -> None:
+    s = sim.sim
+    job = s.add_job("payments-api", every=1e9)
+    settings = [
+        cluster_settings(sim, redis_server, [], jobs=[job.job_id], discovery_interval=0.1)
+        for _ in range(3)
+    ]
+    async with replicas(settings) as daemons:
+        await wait_all(daemons, lambda: settled(daemons, []))
+        leaders = [d for d in daemons if d.cluster and d.cluster.coordinator.leading]
+        assert len(leaders) == 1
+        (leader,) = leaders
+        assert leader.discovery is not None
+        await leader.discovery.wait_rounds(leader.discovery.rounds_completed + 1)
+        plan = s.new_build(job_id=job.job_id)
+        rid = plan.record_id
+        # The leader finds it; every replica knows it; one owner polls it.
+        await wait_all(daemons, lambda: all(rid in d.watchlist.records for d in daemons))
+        await wait_all(daemons, lambda: len(owners(daemons, rid)) == 1)
+        rounds = [d.discovery.rounds_completed if d.discovery else 0 for d in daemons]
+    assert [r > 0 for r in rounds] == [d is leader for d in daemons]
+    assert len(log_events(log_stream, "builds_discovered")) == 1
