@@ -58,11 +58,19 @@ hadolint: $(STAMP)
 # version the manifests promise to fit. It has no schema for the Prometheus
 # Operator's kinds (it warns); tests/system/test_deploy_files.py checks those two.
 K8S_OLDEST ?= 1.27.0
+# The single-replica install, the HA overlay and the example Redis, each with its
+# Secret templates.
+K8S_BUILT := build/kubernetes.yaml build/kubernetes-ha.yaml build/kubernetes-redis.yaml
+K8S_SECRETS := deploy/kubernetes/secret.example.yaml \
+	deploy/kubernetes/overlays/ha/redis-secret.example.yaml \
+	deploy/kubernetes/redis-example/secret.example.yaml
 k8s-validate: $(STAMP)
 	@mkdir -p build
 	$(BIN)/kubectl kustomize deploy/kubernetes > build/kubernetes.yaml
-	$(BIN)/kubernetes-validate --strict --quiet build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
-	$(BIN)/kubernetes-validate --strict --quiet --no-warn -k $(K8S_OLDEST) build/kubernetes.yaml deploy/kubernetes/secret.example.yaml
+	$(BIN)/kubectl kustomize deploy/kubernetes/overlays/ha > build/kubernetes-ha.yaml
+	$(BIN)/kubectl kustomize deploy/kubernetes/redis-example > build/kubernetes-redis.yaml
+	$(BIN)/kubernetes-validate --strict --quiet $(K8S_BUILT) $(K8S_SECRETS)
+	$(BIN)/kubernetes-validate --strict --quiet --no-warn -k $(K8S_OLDEST) $(K8S_BUILT) $(K8S_SECRETS)
 
 rules-check: tools
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
@@ -74,7 +82,7 @@ metrics-check: $(STAMP) tools
 	$(BIN)/python -m tests.support.deploy live-metrics > build/metrics.txt
 	$(PROMTOOL) check metrics < build/metrics.txt
 
-# Regenerate deploy/kubernetes/prometheusrule.yaml after editing deploy/prometheus/alerts.yml.
+# Regenerate deploy/kubernetes/base/prometheusrule.yaml after editing deploy/prometheus/alerts.yml.
 deploy-sync: $(STAMP)
 	$(BIN)/python -m tests.support.deploy sync-rules
 

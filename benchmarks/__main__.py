@@ -23,11 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import discovery, latency, traces
+from benchmarks.cluster import case_cluster
 from benchmarks.common import ROOT, median, median_of_runs, run_json, simulator_process
 from monitor.tracking.scheduler import COALESCE_MAX, COALESCE_SHARE
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
-CASES = ("cpu", "scale", "scrape", "latency", "status_page", "traces", "discovery", "history")
+CASES = (
+    "cpu",
+    "scale",
+    "scrape",
+    "latency",
+    "status_page",
+    "traces",
+    "discovery",
+    "cluster",
+    "history",
+)
 # "The release before" in the history case: the commit the tombstones change branched
 # from, run from a `git archive` of it with the same interpreter (override: --baseline).
 HISTORY_BASELINE = "216d9f7"
@@ -579,6 +590,23 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
         row(case, "export / polling (batched)", m["export_over_poll"], "%")
         ratio = m["single_over_poll"]
         row(case, "export / polling (one request per build)", ratio, "%", "< 10 %", ratio < 0.10)
+    if "cluster" in results:
+        c = results["cluster"]
+        case = (
+            f"8 cluster (1 replica, {c['single']['records']} records vs "
+            f"{len(c['replicas'])} replicas, {c['records']} records; {c['interval_seconds']:g} s)"
+        )
+        row(case, "CPU/poll, single replica", c["single"]["cpu_per_poll_us"], "us")
+        for i, r in enumerate(c["replicas"]):
+            row(case, f"CPU/poll, replica {i + 1} of 3", r["cpu_per_poll_us"], "us")
+        ratio = c["cpu_ratio_worst"]
+        row(case, "worst replica / single", ratio, "x", "≤ 1.2", ratio <= 1.2)
+        cmds = c["redis_commands_per_poll"]
+        row(case, "Redis commands per poll", cmds, "x", "≤ 3", cmds <= 3)
+        row(case, "Redis round trips per poll (replicas' count)", c["round_trips_per_poll"], "x")
+        target = c["takeover_target_seconds"]
+        took = c["takeover_seconds"]
+        row(case, "takeover after kill -9", took, "ms", f"≤ {target:g} s", took <= target)
     if "history" in results:
         h = results["history"]
         for name, label in (("ours", "ours"), ("before", f"release before ({h['baseline']})")):
@@ -586,7 +614,7 @@ def table_rows(results: dict[str, Any], smoke: bool) -> list[tuple[str, str, str
             if t is None:
                 continue
             first, second = t["first"], t["second"]
-            case = f"8 history, {label} ({h['first']} then +{h['second']} finished records)"
+            case = f"9 history, {label} ({h['first']} then +{h['second']} finished records)"
             ours = name == "ours"
             rss, state = t["rss_per_record_bytes"], t["state_per_record_bytes"]
             row(case, "RSS growth per record", rss, "B", "≤ 600 B" if ours else "",
@@ -641,6 +669,10 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _cluster(plan: Plan, *, smoke: bool) -> dict[str, Any]:
+    return case_cluster(smoke)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; no targets")
@@ -666,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         "status_page": case_status_page,
         "traces": case_traces,
         "discovery": case_discovery,
+        "cluster": partial(_cluster, smoke=args.smoke),
         "history": partial(case_history, baseline=args.baseline),
     }
     results: dict[str, Any] = {}

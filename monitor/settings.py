@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from monitor.cluster.url import mask_redis_url, redis_settings_problem, redis_url_secrets
 from monitor.domain.ids import JOB_ID_RE, PROJECT_ID_RE, is_valid_record_id
 from monitor.traces.config import otlp_url, parse_headers
 
@@ -158,6 +159,13 @@ class Settings(BaseSettings):
     otlp_retry_for: float = Field(3600.0, gt=0)  # seconds a build's trace is retried
     otlp_backoff_max: float = Field(30.0, gt=0)  # longest wait between two attempts
     otlp_timeout: float = Field(10.0, gt=0)  # seconds one export request may take
+    # --- more than one replica (Redis) ------------------------------------------------
+    # When set, Redis is the state store and the coordinator of every replica that shares
+    # it and the cluster name; MONITOR_STATE_PATH is then not used.
+    redis_url: SecretStr | None = None  # redis://[user:password@]host:port/db or rediss://
+    redis_password_file: Path | None = None  # a mounted Secret; re-read when it changes
+    cluster_name: str = Field("codearts-stage-monitor", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    lease_ttl: float = Field(15.0, ge=0.5)  # seconds a replica's heartbeat and leases live
 
     # --- whole projects: discovery of every job, history per job -----------------------
     projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -285,6 +293,14 @@ class Settings(BaseSettings):
             raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN(_FILE)")
         return self
 
+    @model_validator(mode="after")
+    def _redis_consistent(self) -> Settings:
+        url = self.redis_url.get_secret_value() if self.redis_url is not None else None
+        problem = redis_settings_problem(url, self.redis_password_file)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     def _inferred_auth_mode(self) -> AuthMode:
         configured = self._configured_auth_modes()
         if len(configured) > 1:
@@ -377,6 +393,8 @@ class Settings(BaseSettings):
                 self.otel_exporter_otlp_headers.get_secret_value()
             ).values():
                 out.extend([header, *header.split()[1:]])  # "Bearer X": X alone is secret too
+        if self.redis_url is not None:
+            out += redis_url_secrets(self.redis_url)
         return [s for s in out if s]
 
     def masked(self) -> dict[str, Any]:
@@ -391,6 +409,8 @@ class Settings(BaseSettings):
             elif isinstance(value, frozenset):
                 value = sorted(value)
             data[name] = value
+        if self.redis_url is not None:  # where Redis is helps; its password never shows
+            data["redis_url"] = mask_redis_url(self.redis_url.get_secret_value())
         data["endpoint_url"] = self.endpoint_url
         data["iam_endpoint_url"] = self.iam_endpoint_url
         return data

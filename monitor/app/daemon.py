@@ -10,6 +10,9 @@ from anyio.abc import TaskStatus
 
 from monitor import __version__
 from monitor.app.auth import admin_token, auth_from_settings
+from monitor.app.cluster import Cluster
+from monitor.cluster import ClusterGate
+from monitor.cluster.url import mask_redis_url
 from monitor.codearts.auth import Auth
 from monitor.codearts.auth.health import AuthHealth
 from monitor.codearts.client import CodeArtsClient
@@ -33,11 +36,11 @@ from monitor.server.status import (
 )
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
-from monitor.store.outbox import outbox_for
+from monitor.store.outbox import RedisOutbox, outbox_for
 from monitor.traces.config import parse_headers, shown_url, traces_url
 from monitor.traces.exporter import TraceExporter
 from monitor.tracking.discovery import Discovery
-from monitor.tracking.history import Housekeeper, housekeeping_interval
+from monitor.tracking.history import Housekeeper
 from monitor.tracking.labeler import RecordLabeler
 from monitor.tracking.projects import ProjectDiscovery
 from monitor.tracking.scheduler import Scheduler
@@ -54,18 +57,26 @@ class Daemon:
         *,
         store: StateStore | None = None,
         auth: Auth | None = None,
-        gate: TokenBucket | None = None,
+        gate: TokenBucket | ClusterGate | None = None,
         serve_http: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = MonitorMetrics()
-        self.store: StateStore = store if store is not None else store_for(settings.state_path)
-        self.gate = (
+        secret_filter.add(settings.secret_values())
+        # With MONITOR_REDIS_URL, Redis is the store, the coordinator and the rate gate.
+        self.cluster = (
+            Cluster(settings, self.metrics, secret_filter.add) if settings.redis_url else None
+        )
+        if store is None:
+            store = self.cluster.store if self.cluster else store_for(settings.state_path)
+        self.store: StateStore = store
+        if gate is None:
+            gate = self.cluster.gate if self.cluster else None
+        self.gate: TokenBucket | ClusterGate = (
             gate if gate is not None else TokenBucket(settings.rate_limit, settings.rate_burst)
         )
         self.metrics.watch_gate(self.gate)
-        secret_filter.add(settings.secret_values())
         self.auth = auth if auth is not None else auth_from_settings(settings, secret_filter.add)
         secret_filter.add(self.auth.secrets())
         self.auth_health = AuthHealth(self.metrics, settings.auth_mode or "custom")
@@ -80,12 +91,15 @@ class Daemon:
         self.watchlist.on_event(self.metrics.on_watchlist_event)
         self.metrics.watch_jobs(settings.max_jobs, self._labels_of)
         self.traces = self._trace_exporter(clock)
-        self.metrics.watch_record_states(self.watchlist.counts)
-        self.collector = RecordCollector(self.watchlist)
-        self.watchlist.on_removed(self.collector.forget)
-        self.housekeeper = Housekeeper(
-            self.watchlist, self.store.compact, interval=housekeeping_interval(settings.retention)
+        self.metrics.watch_record_states(
+            self.cluster.counts if self.cluster else self.watchlist.counts
         )
+        self.collector = RecordCollector(
+            self.watchlist, exported=self.cluster.exported if self.cluster else None
+        )
+        self.watchlist.on_removed(self.collector.forget)
+        # The Redis store keeps no tombstones (yet): with replicas nothing is retired.
+        self.housekeeper = Housekeeper(self.watchlist, self.store, enabled=self.cluster is None)
         self.metrics.watch_history(lambda: len(self.watchlist.tombstones), self.store.size_bytes)
         self.scheduler = Scheduler(
             self.watchlist,
@@ -97,12 +111,14 @@ class Daemon:
             stall_timeout=settings.stall_timeout,
             held_until=lambda: self.gate.paused_until,
             wall=clock,
+            may_poll=self.cluster.coordinator.owns if self.cluster else None,
         )
         self.watchlist.on_added(self.scheduler.on_added)
-        self.health = Health(
-            liveness=[self._liveness],
-            readiness=[self._readiness, self.auth_health.problem],
-        )
+        readiness = [self._readiness, self.auth_health.problem]
+        if self.cluster is not None:
+            self.cluster.bind(self.watchlist, self.scheduler, self._rebuild_watchlist)
+            readiness.append(self.cluster.problem)
+        self.health = Health(liveness=[self._liveness], readiness=readiness)
         self.app = build_app(self.collector, self.metrics.registry, self.health)
         token = admin_token(settings, secret_filter.add)
         self.app.add_subapp(
@@ -141,6 +157,7 @@ class Daemon:
             clock=clock,
         )
         add_status_routes(self.app, self.status_page)
+        self._watch_file: WatchlistFile | None = None
         self._serve_http = serve_http
         self._client: CodeArtsClient | None = None
         self._client_open = False  # the admin API looks builds up only while it is
@@ -158,9 +175,12 @@ class Daemon:
         if url is None:
             return None
         headers = s.otel_exporter_otlp_headers
+        outbox = outbox_for(self.store)
+        if isinstance(outbox, RedisOutbox) and self.cluster is not None:
+            outbox.mine = self.cluster.coordinator.assigned  # each trace resumed by one replica
         exporter = TraceExporter(
             self.watchlist,
-            outbox_for(self.store),
+            outbox,
             self.metrics,
             url=url,
             headers=parse_headers(headers.get_secret_value()) if headers else {},
@@ -265,17 +285,17 @@ class Daemon:
         self.watchlist.on_added(self.labeler.on_added)
         try:
             await self.watchlist.restore()
+            if self.cluster is not None:
+                await self.cluster.coordinator.round()  # know what is ours before polling
             if self.traces is not None:  # before reconcile may forget a record still owed
                 await self.traces.resume()
-            # Records whose retention ended while the daemon was down retire now: after the
-            # trace exporter took what it still owes from them, before any source offers
-            # their ids again.
+            # Retire what ended while down: after traces took their due, before sources run.
             await self.housekeeper.run_once()
             # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
             await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
             if s.watchlist_file is not None:
-                watch_file = WatchlistFile(
+                watch_file = self._watch_file = WatchlistFile(
                     s.watchlist_file, self.watchlist, s.watchlist_reload_interval
                 )
                 await watch_file.sync()
@@ -302,21 +322,24 @@ class Daemon:
                 traces=shown_url(self.traces.url) if self.traces is not None else None,
                 poll_interval=s.poll_interval,
                 rate_limit=s.rate_limit,
-                state_path=s.state_path,
+                **self._store_fields(),
             )
             async with anyio.create_task_group() as tg:
                 if self.traces is not None:
                     await tg.start(self.traces.run)
+                if self.cluster is not None:
+                    await tg.start(self.cluster.coordinator.run)
+                    await tg.start(self.cluster.gate.run)
                 await tg.start(self.scheduler.run)
                 tg.start_soon(self.housekeeper.run)
                 tg.start_soon(self._client.keep_auth_fresh)
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
                 if self.discovery is not None:
-                    await tg.start(self.discovery.run)
+                    await tg.start(self._run_discovery, self.discovery)
                 await tg.start(self.labeler.run)
                 if self.project_discovery is not None:
-                    await tg.start(self.project_discovery.run)
+                    await tg.start(self._run_discovery, self.project_discovery)
                 task_status.started()
                 await self._stop_event.wait()
                 await self._drain()
@@ -328,7 +351,20 @@ class Daemon:
                     await runner.cleanup()
                 await self._client.aclose()
                 await self.store.close()
+                if self.cluster is not None:
+                    await self.cluster.close()
                 self._log.info("daemon_stopped")
+
+    def _store_fields(self) -> dict[str, object]:
+        s = self.settings
+        if self.cluster is None or s.redis_url is None:
+            return {"state_path": s.state_path}
+        return {
+            "redis": mask_redis_url(s.redis_url.get_secret_value()),
+            "cluster": s.cluster_name,
+            "member": self.cluster.coordinator.member,
+            "lease_ttl": s.lease_ttl,
+        }
 
     async def _drain(self) -> None:
         """Let running polls finish within the grace period, then give up on them."""
@@ -341,3 +377,32 @@ class Daemon:
                 await self.traces.flushed()
         if self.scheduler.in_flight:
             self._log.warning("shutdown_grace_expired", cancelled_polls=self.scheduler.in_flight)
+        if self.cluster is not None:
+            with anyio.move_on_after(max(grace, 1.0)):
+                await self.cluster.coordinator.leave()  # hand over now, not after the TTL
+
+    async def _run_discovery(
+        self,
+        discovery: Discovery | ProjectDiscovery,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """A discovery; with replicas, only on the one holding the leader lease."""
+        if self.cluster is None:
+            await discovery.run(task_status=task_status)
+            return
+        task_status.started()
+        coordinator = self.cluster.coordinator
+        while True:
+            if coordinator.leading:
+                await discovery.run_once()
+                await anyio.sleep(self.settings.discovery_interval)
+            else:
+                await anyio.sleep(coordinator.tick)
+
+    async def _rebuild_watchlist(self) -> None:
+        """After Redis lost its data: config and file add their records again (discovery
+        adds what it finds at its next round)."""
+        await self.watchlist.reconcile("config", {rid: {} for rid in self.settings.records})
+        if self._watch_file is not None:
+            await self._watch_file.sync()

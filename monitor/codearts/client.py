@@ -164,18 +164,9 @@ class CodeArtsClient:
 
     async def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> Any:
         """GET any API path and return its JSON, mapping errors as for full-stages."""
-        resp = await self.execute(ApiRequest("GET", self._base_url, path, query or []))
-        if resp.status != 200:
-            raise self._throttle_aware(error_from_response(resp))
-        try:
-            data = json.loads(resp.body)
-        except ValueError:
-            raise MalformedResponse("answer is not JSON", status=resp.status) from None
-        if isinstance(data, dict) and (
-            data.get("error_code") or str(data.get("status", "")).lower() == "fail"
-        ):
-            raise self._throttle_aware(_error_in_ok_body(data, resp.status))
-        return data
+        return self._json_of(
+            await self.execute(ApiRequest("GET", self._base_url, path, query or []))
+        )
 
     async def post_json(
         self, path: str, payload: Any, query: list[tuple[str, str]] | None = None
@@ -192,6 +183,7 @@ class CodeArtsClient:
         return self._json_of(await self.execute(req))
 
     def _json_of(self, resp: ApiResponse) -> Any:
+        """The JSON of an answer; a non-200, non-JSON or 200-with-error answer raises."""
         if resp.status != 200:
             raise self._throttle_aware(error_from_response(resp))
         try:

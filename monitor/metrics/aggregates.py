@@ -23,6 +23,7 @@ from monitor import __version__
 from monitor.codearts.errors import AUTH_FAILURE_REASONS
 from monitor.domain import RecordState, StageSnapshot, ms_to_seconds
 from monitor.metrics.jobs import JobNames
+from monitor.metrics.retired import HistoryGauges
 from monitor.tracking.tracker import PollDone, RecordCompleted, StageFinished, Transition
 
 # `_created` series double the output and no dashboard here reads them.
@@ -49,6 +50,7 @@ STAGE_PENDING_BUCKETS = (0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 # Whole builds: ten seconds to twelve hours.
 RECORD_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200)
 API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+REDIS_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 class _RecordsByState(Collector):
@@ -83,25 +85,6 @@ class _Gate(Collector):
             "stage_monitor_throttle_pauses",
             "Times the API said too many requests and every request was paused.",
             value=self._gate.pauses,
-        )
-
-
-class _History(Collector):
-    def __init__(self, retired: Callable[[], int], state_bytes: Callable[[], int]) -> None:
-        self._retired = retired
-        self._state_bytes = state_bytes
-
-    def collect(self) -> Iterable[Metric]:
-        yield GaugeMetricFamily(
-            "stage_monitor_retired_records",
-            "Tombstones: records retired after MONITOR_RETENTION and not yet forgotten "
-            "(MONITOR_FORGET_AFTER); their ids are not watched again.",
-            value=self._retired(),
-        )
-        yield GaugeMetricFamily(
-            "stage_monitor_state_file_bytes",
-            "Size of the state file and its write-ahead log (0 for :memory:).",
-            value=self._state_bytes(),
         )
 
 
@@ -258,6 +241,32 @@ class MonitorMetrics:
             self.discovery_requests.labels(api=api)
         for state in ("watched", "excluded", "disabled"):
             self.discovery_jobs.labels(state=state)
+        # --- more than one replica (Redis) ----------------------------------------------
+        self.redis_errors = Counter(
+            "stage_monitor_redis_errors",
+            "Redis commands that failed (unreachable, timed out, refused), by step.",
+            ["op"],
+            registry=r,
+        )
+        self.redis_latency = Histogram(
+            "stage_monitor_redis_request_duration_seconds",
+            "Time from sending a command (or script, or pipeline) to Redis to its answer.",
+            buckets=REDIS_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_resets = Counter(
+            "stage_monitor_redis_resets",
+            "Times this replica found Redis empty (it lost its data) and rebuilt the "
+            "shared watchlist.",
+            registry=r,
+        )
+        self.lease_handovers = Counter(
+            "stage_monitor_lease_handovers",
+            "Record leases this replica took after its first round: records that moved here "
+            "from a replica that left, died or gave them away.",
+            registry=r,
+        )
+        self.redis_commands = 0  # every command sent, for the benchmark's commands per poll
 
     def watch_gate(self, gate: GateState) -> None:
         """Export the rate gate's current rate and pauses, read at scrape time."""
@@ -265,7 +274,7 @@ class MonitorMetrics:
 
     def watch_history(self, retired: Callable[[], int], state_bytes: Callable[[], int]) -> None:
         """Export the number of tombstones and the state file's size, read at scrape time."""
-        self.registry.register(_History(retired, state_bytes))
+        self.registry.register(HistoryGauges(retired, state_bytes))
 
     def watch_record_states(self, counts: Callable[[], Mapping[RecordState, int]]) -> None:
         """Export `stage_monitor_records{state}` from a function called at scrape time."""
@@ -350,3 +359,33 @@ class MonitorMetrics:
 
     def count_discovered(self) -> None:
         self.discovered_records.inc()
+
+    # --- more than one replica (Redis) ---------------------------------------------------
+
+    def observe_redis(self, op: str, seconds: float, ok: bool) -> None:
+        self.redis_commands += 1
+        self.redis_latency.observe(seconds)
+        if not ok:
+            self.redis_errors.labels(op=op).inc()
+
+    def watch_cluster(self, members: Callable[[], int], owned: Callable[[], int]) -> None:
+        """Export the live members and the records this replica owns, read at scrape time."""
+        self.registry.register(_Cluster(members, owned))
+
+
+class _Cluster(Collector):
+    def __init__(self, members: Callable[[], int], owned: Callable[[], int]) -> None:
+        self._members = members
+        self._owned = owned
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "stage_monitor_cluster_members",
+            "Live replicas as this replica last saw them in Redis (1 without Redis).",
+            value=self._members(),
+        )
+        yield GaugeMetricFamily(
+            "stage_monitor_owned_records",
+            "Active records whose lease this replica holds (all active ones without Redis).",
+            value=self._owned(),
+        )

@@ -10,7 +10,7 @@ entry goes; a scrape never changes a record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as om_exposition
@@ -121,8 +121,12 @@ CacheEntry = tuple[int, tuple[bytes, ...], tuple[str, StageCache]]
 class RecordCollector:
     """Renders the per-record families of every exported record of a watchlist."""
 
-    def __init__(self, watchlist: Watchlist) -> None:
+    def __init__(
+        self, watchlist: Watchlist, exported: Callable[[WatchedRecord], bool] | None = None
+    ) -> None:
         self._watchlist = watchlist
+        # With replicas, each record's series come from its owner only.
+        self._exported = exported
         self._cache: dict[str, CacheEntry] = {}
         self.renders = 0  # records rendered (cache misses), for tests and benchmarks
 
@@ -135,7 +139,10 @@ class RecordCollector:
 
     def visible(self) -> Iterable[WatchedRecord]:
         """Records whose series are exported and that have something to show."""
+        exported = self._exported
         for rec in self._watchlist.exported():
+            if exported is not None and not exported(rec):
+                continue
             if rec.state is RecordState.ACTIVE:
                 if rec.snapshot is not None:
                     yield rec

@@ -17,8 +17,9 @@ every build ever seen.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from monitor.domain import RecordSnapshot, RecordState
 
@@ -105,4 +106,18 @@ class StateStore(Protocol):
 
     async def close(self) -> None:
         """Flush and release resources."""
+        ...
+
+
+@runtime_checkable
+class ClaimingStore(StateStore, Protocol):
+    """A store shared by several replicas: a save also claims what it is about to count.
+
+    A claim names one event of one record (a stage's transition or finish, the
+    record's completion). The first replica to claim it counts it; the others
+    see it was claimed and stay silent. Save and claims are one atomic step.
+    """
+
+    async def save_claiming(self, record: StoredRecord, claims: Sequence[str]) -> frozenset[str]:
+        """Save `record` and claim `claims`; returns the claims this replica holds now."""
         ...

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 
 from monitor.store.base import StateStore
 from monitor.store.memory import MemoryStore
+from monitor.store.redis import RedisStore
 from monitor.store.sqlite import SqliteStore
 
 T = TypeVar("T")
@@ -116,10 +117,40 @@ def _remove_all(conn: sqlite3.Connection, ids: list[tuple[str]]) -> None:
         raise
 
 
+class RedisOutbox:
+    """The trace outbox as the sorted set `{prefix}:trace_outbox` (record id -> completed at).
+
+    Shared by every replica; each resumes only the traces of records rendezvous hashing
+    gives it (`mine`, set by the composition root), so no trace is sent twice.
+    """
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._key = f"{store._p}:trace_outbox"
+        self.mine: Callable[[str], bool] = lambda _rid: True
+
+    async def add(self, record_id: str, completed_at: float) -> None:
+        redis = self._store.redis
+        await self._store.call("outbox", redis.zadd(self._key, {record_id: completed_at}, nx=True))
+
+    async def pending(self) -> list[PendingTrace]:
+        redis = self._store.redis
+        rows = await self._store.call("outbox", redis.zrange(self._key, 0, -1, withscores=True))
+        out = [PendingTrace(rid.decode(), float(at)) for rid, at in rows]
+        return [p for p in out if self.mine(p.record_id)]
+
+    async def remove(self, record_ids: Iterable[str]) -> None:
+        ids = list(record_ids)
+        if ids:
+            await self._store.call("outbox", self._store.redis.zrem(self._key, *ids))
+
+
 def outbox_for(store: StateStore) -> TraceOutbox:
     """The outbox that lives where `store` keeps its records."""
     if isinstance(store, SqliteStore):
         return SqliteOutbox(store)
     if isinstance(store, MemoryStore):
         return MemoryOutbox()
+    if isinstance(store, RedisStore):
+        return RedisOutbox(store)
     raise TypeError(f"no trace outbox for a {type(store).__name__}")

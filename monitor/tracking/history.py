@@ -8,13 +8,11 @@ long backlog.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import anyio
 from anyio.abc import TaskStatus
 
 from monitor.logging import get_logger
-from monitor.store.base import StoreError
+from monitor.store.base import StateStore, StoreError
 from monitor.tracking.watchlist import Watchlist
 
 # Series vanish exactly at the end of retention (the renderer filters on it); retiring
@@ -34,18 +32,22 @@ class Housekeeper:
     def __init__(
         self,
         watchlist: Watchlist,
-        compact: Callable[[], Awaitable[None]],
+        store: StateStore,
         *,
-        interval: float,
+        interval: float | None = None,
+        enabled: bool = True,
     ) -> None:
         self._watchlist = watchlist
-        self._compact = compact
-        self.interval = interval
+        self._compact = store.compact
+        self.interval = interval or housekeeping_interval(watchlist.retention)
+        self.enabled = enabled
         self.passes = 0
         self._log = get_logger("monitor.history")
 
     async def run_once(self) -> tuple[int, int]:
         """One pass: (records retired, tombstones forgotten)."""
+        if not self.enabled:
+            return 0, 0
         retired = await self._watchlist.retire_due()
         forgotten = await self._watchlist.forget_due()
         if retired or forgotten:
@@ -65,6 +67,8 @@ class Housekeeper:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        if not self.enabled:
+            return
         while True:
             await anyio.sleep(self.interval)
             try:

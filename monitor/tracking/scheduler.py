@@ -56,6 +56,7 @@ class Scheduler:
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         coalesce: float = COALESCE_MAX,
+        may_poll: Callable[[str], bool] | None = None,
     ) -> None:
         self._watchlist = watchlist
         self._poll = poll
@@ -67,6 +68,9 @@ class Scheduler:
         # Monotonic time until which requests are held back on purpose (a throttling
         # pause of the rate gate): waiting for it is not a stall.
         self._held_until = held_until or (lambda: 0.0)
+        # With replicas sharing a watchlist, only records this one owns are polled; the
+        # others stay planned, one interval apart, so one moving here is polled in time.
+        self._may_poll = may_poll
         self._dispatching: anyio.CancelScope | None = None
         self._finished: anyio.Event | None = None
         self.stopping = False
@@ -188,6 +192,11 @@ class Scheduler:
                 rec = self._watchlist.records.get(record_id)
                 if rec is None or rec.state is not RecordState.ACTIVE:
                     self._first_round_finished(record_id)
+                    continue
+                if self._may_poll is not None and not self._may_poll(record_id):
+                    self._first_round_finished(record_id)
+                    later = due + self.interval
+                    self.schedule(record_id, later if later > now else now + self.interval)
                     continue
                 if self._wall() - rec.added_at > self._max_watch:
                     await self._watchlist.expire(rec)

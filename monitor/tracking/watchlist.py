@@ -13,19 +13,21 @@ tracking/history.py for when, and what a forgotten id added again means).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
 import anyio.lowlevel
 
 from monitor.codearts.errors import CodeArtsError, Forbidden, NotFound
-from monitor.domain import RecordSnapshot, RecordState
+from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
 from monitor.domain.ids import is_valid_record_id
 from monitor.domain.labels import JOB_LABELS
 from monitor.logging import get_logger
-from monitor.store.base import StateStore, StoredRecord, StoreError, Tombstone
+from monitor.store.base import ClaimingStore, StateStore, StoredRecord, StoreError, Tombstone
+from monitor.tracking.retirement import RetiredRecords
 from monitor.tracking.tracker import (
+    Observation,
     PollDone,
     RecordCompleted,
     StageFinished,
@@ -35,9 +37,6 @@ from monitor.tracking.tracker import (
 
 WatchlistEvent = Transition | StageFinished | RecordCompleted | PollDone
 Listener = Callable[[WatchlistEvent], None]
-# Rows per store transaction when retiring or forgetting: a long backlog is worked off
-# in steps, each a short hold of the store, so polls' writes get their turn in between.
-HOUSEKEEPING_BATCH = 500
 
 
 @dataclass(slots=True)
@@ -64,7 +63,7 @@ class WatchedRecord(StoredRecord):
         )
 
 
-class Watchlist:
+class Watchlist(RetiredRecords):
     """Every watched record, keyed by id. All methods run on the event loop."""
 
     def __init__(
@@ -208,69 +207,6 @@ class Watchlist:
         self._notify()
         return True
 
-    async def tombstone(self, record_id: str) -> Tombstone | None:
-        """What is left of a retired record (its final word), None if it has none."""
-        return await self._store.tombstone(record_id) if record_id in self.tombstones else None
-
-    def known(self, record_id: str) -> bool:
-        """True for a record watched, retained or retired (not yet forgotten)."""
-        return record_id in self.records or record_id in self.tombstones
-
-    def exported(self) -> Iterator[WatchedRecord]:
-        """Records whose series are exported: active ones, finished ones within retention."""
-        cutoff = self._clock() - self.retention
-        for rec in self.records.values():
-            if rec.finished_at is None or rec.finished_at >= cutoff:
-                yield rec
-
-    def counts(self) -> dict[RecordState, int]:
-        """Exported records by state (what `stage_monitor_records` shows)."""
-        out = dict.fromkeys(RecordState, 0)
-        for rec in self.exported():
-            out[rec.state] += 1
-        return out
-
-    # --- history ----------------------------------------------------------------------
-
-    async def retire_due(self) -> int:
-        """Replace every record finished more than `retention` ago by its tombstone; store
-        first, then memory (a crash in between leaves the full record, retired again at
-        the next start). Returns how many retired."""
-        cutoff = self._clock() - self.retention
-        due = [
-            r for r in self.records.values() if r.finished_at is not None and r.finished_at < cutoff
-        ]
-        due.sort(key=lambda r: r.finished_at or 0.0)
-        retired = 0
-        for i in range(0, len(due), HOUSEKEEPING_BATCH):
-            recs = due[i : i + HOUSEKEEPING_BATCH]
-            batch = [Tombstone.of(rec) for rec in recs]
-            await self._store.retire(batch)
-            for rec, t in zip(recs, batch, strict=True):
-                if self.records.get(t.record_id) is rec:  # not removed meanwhile
-                    del self.records[t.record_id]
-                    self.tombstones[t.record_id] = t.finished_at
-                    retired += 1
-                    for cb in self._removed_listeners:
-                        cb(t.record_id)
-            await anyio.lowlevel.checkpoint()
-        if retired:
-            self._notify()
-        return retired
-
-    async def forget_due(self) -> int:
-        """Delete the tombstones of records finished more than `forget_after` ago."""
-        cutoff = self._clock() - self.forget_after
-        forgotten = 0
-        while True:
-            ids = await self._store.forget(cutoff, HOUSEKEEPING_BATCH)
-            for record_id in ids:
-                if self.tombstones.pop(record_id, None) is not None:
-                    forgotten += 1
-            if len(ids) < HOUSEKEEPING_BATCH:
-                break
-        return forgotten
-
     # --- poll results -----------------------------------------------------------------
 
     async def apply_snapshot(self, rec: WatchedRecord, snapshot: RecordSnapshot) -> None:
@@ -283,6 +219,7 @@ class Watchlist:
         if rec.state is not RecordState.ACTIVE or rec.record_id not in self.records:
             return  # removed or finished while the request was in flight
         obs = observe(rec.snapshot, snapshot, rec.counted, self._terminal)
+        won: frozenset[str] | None = None  # claims held, where replicas share the store
         values_changed = rec.snapshot is None or rec.snapshot.stages != snapshot.stages
         if obs.transitions or obs.newly_finished or obs.completed is not None:
             after = rec.stored()
@@ -297,7 +234,7 @@ class Watchlist:
                 if obs.completed is not None:
                     for hook in self._completing:
                         await hook(rec.record_id, completed_at)
-                await self._store.save(after)
+                won = await self._save_claiming(after, obs)
             except StoreError as exc:
                 # Left as it was, the record shows the same changes to the next poll,
                 # which logs and counts them then: nothing is lost, nothing is doubled.
@@ -311,6 +248,8 @@ class Watchlist:
         if values_changed:
             rec.version += 1
         for t in obs.transitions:
+            if won is not None and _transition_claim(t) not in won:
+                continue  # another replica logged and counted it
             self._log.info(
                 "stage_transition",
                 record_id=t.record_id,
@@ -325,8 +264,9 @@ class Watchlist:
             )
             self._emit(t)
         for stage in obs.newly_finished:
-            self._emit(StageFinished(rec.record_id, stage))
-        if obs.completed is not None:
+            if won is None or _finish_claim(stage) in won:
+                self._emit(StageFinished(rec.record_id, stage))
+        if obs.completed is not None and (won is None or COMPLETION_CLAIM in won):
             c = obs.completed
             self._log.info(
                 "record_complete",
@@ -388,9 +328,69 @@ class Watchlist:
         )
         self._notify()
 
+    async def _save_claiming(self, after: StoredRecord, obs: Observation) -> frozenset[str] | None:
+        """Persist, and where the store is shared claim each event first (None: not shared)."""
+        if not isinstance(self._store, ClaimingStore):
+            await self._store.save(after)
+            return None
+        claims = [_transition_claim(t) for t in obs.transitions]
+        claims += [_finish_claim(s) for s in obs.newly_finished]
+        if obs.completed is not None:
+            claims.append(COMPLETION_CLAIM)
+        return await self._store.save_claiming(after, claims)
+
+    # --- what other replicas changed (a shared store) ----------------------------------------
+
+    def adopt(self, stored: StoredRecord) -> None:
+        """Know a record another replica added, or its new labels; nothing is written."""
+        rec = self.records.get(stored.record_id)
+        if rec is not None:
+            if rec.labels != stored.labels:
+                rec.labels = dict(stored.labels)
+                rec.version += 1
+                self._notify()
+            return
+        rec = WatchedRecord(**{f: getattr(stored, f) for f in StoredRecord.__slots__})
+        self.records[rec.record_id] = rec
+        if rec.state is RecordState.ACTIVE:
+            for cb in self._added_listeners:
+                cb(rec)
+        self._notify()
+
+    def refresh(self, stored: StoredRecord) -> None:
+        """Take what the store holds for a record as the truth (its new owner is us)."""
+        rec = self.records.get(stored.record_id)
+        if rec is None:
+            self.adopt(stored)
+            return
+        was_active = rec.state is RecordState.ACTIVE
+        for f in StoredRecord.__slots__:
+            setattr(rec, f, getattr(stored, f))
+        rec.version += 1
+        if rec.state is RecordState.ACTIVE and not was_active:
+            for cb in self._added_listeners:
+                cb(rec)
+        self._notify()
+
+    def forget(self, record_id: str) -> None:
+        """Drop a record another replica removed; nothing is written."""
+        if self.records.pop(record_id, None) is not None:
+            self._notify()
+
     def _emit(self, event: WatchlistEvent) -> None:
         for cb in self._event_listeners:
             cb(event)
+
+
+COMPLETION_CLAIM = "c"
+
+
+def _transition_claim(t: Transition) -> str:
+    return f"t|{t.build_stage}|{t.from_status or ''}|{t.to_status}"
+
+
+def _finish_claim(stage: StageSnapshot) -> str:
+    return f"f|{stage.key}|{stage.status}"
 
 
 def _label_kv(rec: StoredRecord) -> dict[str, dict[str, str]]:

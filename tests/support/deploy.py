@@ -35,7 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
-PROMETHEUS_RULE = DEPLOY / "kubernetes" / "prometheusrule.yaml"
+PROMETHEUS_RULE = DEPLOY / "kubernetes" / "base" / "prometheusrule.yaml"
 DASHBOARD = DEPLOY / "grafana" / "codearts-stage-monitor.json"
 JOBS_DASHBOARD = DEPLOY / "grafana" / "codearts-jobs.json"
 JOB = "codearts-stage-monitor"  # the job name the rules and the dashboard expect

@@ -214,7 +214,7 @@ def test_the_prometheus_rule_is_alerts_yml(
     rendered: dict[tuple[str, str], dict[str, Any]], tmp_path: Path
 ) -> None:
     assert PROMETHEUS_RULE.read_text() == render_prometheus_rule(ALERTS.read_text()), (
-        "deploy/kubernetes/prometheusrule.yaml is out of date: run `make deploy-sync`"
+        "deploy/kubernetes/base/prometheusrule.yaml is out of date: run `make deploy-sync`"
     )
     rule = rendered[("PrometheusRule", APP)]
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
