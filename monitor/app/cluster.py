@@ -28,8 +28,9 @@ from monitor.store.redis import RedisStore
 from monitor.tracking.scheduler import Scheduler
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
-# What "counted once" claims are kept for when no forget-after setting says otherwise.
-CLAIM_TTL = 7 * 86400.0
+# Rendezvous hashing gives this name to one member: the one that deletes forgotten
+# tombstones from Redis (each replica retires the records assigned to it).
+SWEEPER = "history-sweeper"
 SOCKET_TIMEOUT = 2.0  # seconds: a Redis that does not answer is a Redis that is down
 
 
@@ -78,8 +79,6 @@ class Cluster:
         settings: Settings,
         metrics: MonitorMetrics,
         register_secret: Callable[[Iterable[str]], None],
-        *,
-        claim_ttl: float = CLAIM_TTL,
     ) -> None:
         self.redis = redis_client(settings, register_secret)
         self.metrics = metrics
@@ -100,7 +99,9 @@ class Cluster:
             member=self.coordinator.member,
             fence=self.coordinator.fence,
             lease_key=self.coordinator.lease_key,
-            claim_ttl=claim_ttl,
+            # A claim outlives every poll of its record: it is deleted when the record
+            # retires, and expires at the horizon after which the id may live again.
+            claim_ttl=settings.forget_after,
             observer=metrics,
         )
         self.gate = ClusterGate(
@@ -132,6 +133,10 @@ class Cluster:
         self._scheduler = scheduler
         self._rebuild = rebuild
         self.coordinator.hooks = self
+        watchlist.share_history(self.coordinator.assigned, self._sweeps)
+
+    def _sweeps(self) -> bool:
+        return self.coordinator.healthy and self.coordinator.assigned(SWEEPER)
 
     def _active_ids(self) -> list[str]:
         return [rid for rid, r in self._records.items() if r.state is RecordState.ACTIVE]
@@ -182,16 +187,19 @@ class Cluster:
         try:
             now, ids = await self.store.changes_since(self.store.version)
             if ids is None:
+                # Both ways: records new to us, and ours that left (removed or retired).
                 every = await self.store.ids()
-                for rid in list(self._watchlist.records):
-                    if rid not in every:
-                        self._watchlist.forget(rid)
-                ids = sorted(every - set(self._watchlist.records))
+                ids = sorted(every.symmetric_difference(self._watchlist.records))
             found = await self.store.fetch(ids)
+            gone = [rid for rid, stored in found.items() if stored is None]
+            retired = await self.store.tombstones_of(gone)
         except StoreError as exc:
             raise ClusterUnavailable(str(exc)) from None
         for rid, stored in found.items():
-            if stored is None:
+            tombstone = retired.get(rid)
+            if tombstone is not None:
+                self._watchlist.retired_elsewhere(tombstone)
+            elif stored is None:
                 self._watchlist.forget(rid)
             else:
                 self._watchlist.adopt(stored)

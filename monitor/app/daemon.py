@@ -98,8 +98,7 @@ class Daemon:
             self.watchlist, exported=self.cluster.exported if self.cluster else None
         )
         self.watchlist.on_removed(self.collector.forget)
-        # The Redis store keeps no tombstones (yet): with replicas nothing is retired.
-        self.housekeeper = Housekeeper(self.watchlist, self.store, enabled=self.cluster is None)
+        self.housekeeper = Housekeeper(self.watchlist, self.store)
         self.metrics.watch_history(lambda: len(self.watchlist.tombstones), self.store.size_bytes)
         self.scheduler = Scheduler(
             self.watchlist,

@@ -10,7 +10,15 @@ every record; `{prefix}:version` counts watchlist changes and `{prefix}:changes`
 tells other replicas what moved, so they follow in one read.
 
 Claims for "counted once across the cluster" live in `{prefix}:claims:{id}`,
-claimed in the same script as the save, and expire after `claim_ttl`.
+claimed in the same script as the save, and expire after `claim_ttl` (the
+forget-after horizon).
+
+A retired record keeps no key of its own: its tombstone is one field of the hash
+`{prefix}:tombstones` (id -> final state, result, finished_at, source) and one
+member of the sorted set `{prefix}:retired` (scored by finished_at, so forgetting
+reads the oldest first). Retiring deletes the record's hash and claims, and bumps
+the version and the changes feed in the same script, so every replica drops the
+full record at its next tick and keeps the tombstone.
 """
 
 from __future__ import annotations
@@ -23,62 +31,15 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from monitor.domain import RecordState
 from monitor.store.base import StoredRecord, StoreError, Tombstone
+from monitor.store.redis_scripts import DELETE, FORGET, RETIRE, SAVE
 from monitor.store.sqlite import decode, encode
 
 FETCH_BATCH = 500
 # Deleted records leave their entry in the changes feed; beyond this many more entries
 # than records the oldest are trimmed, and a replica that had not read them reloads all.
 CHANGES_SLACK = 1000
-
-# KEYS: rec, lease, version, changes, ids, claims, trim floor
-# ARGV: id, meta or "", doc or "", fencing token or "", member, claim ttl s, claims...
-# Returns {1, claims held}; {0} when the fencing token is not the lease's any more; {-1}
-# when the record was removed meanwhile (by another replica).
-_SAVE = """
-if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {0} end
-if ARGV[2] == '' and redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return {-1} end
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], 'meta', ARGV[2])
-  redis.call('SADD', KEYS[5], ARGV[1])
-  local v = redis.call('INCR', KEYS[3])
-  redis.call('ZADD', KEYS[4], v, ARGV[1])
-end
-if ARGV[3] ~= '' then
-  if ARGV[4] ~= '' then
-    redis.call('HSET', KEYS[1], 'doc', ARGV[3])
-  else
-    redis.call('HSETNX', KEYS[1], 'doc', ARGV[3])
-  end
-end
-local out = {1}
-for i = 7, #ARGV do
-  local cur = redis.call('HGET', KEYS[6], ARGV[i])
-  if not cur then
-    redis.call('HSET', KEYS[6], ARGV[i], ARGV[5])
-    out[#out + 1] = ARGV[i]
-  elseif cur == ARGV[5] then
-    out[#out + 1] = ARGV[i]
-  end
-end
-if #ARGV >= 7 then redis.call('EXPIRE', KEYS[6], ARGV[6]) end
-return out
-"""
-
-# KEYS: rec, version, changes, ids, trim floor; ARGV: id, slack
-_DELETE = """
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[4], ARGV[1])
-local v = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[3], v, ARGV[1])
-local extra = redis.call('ZCARD', KEYS[3]) - redis.call('SCARD', KEYS[4]) - tonumber(ARGV[2])
-if extra > 0 then
-  local gone = redis.call('ZRANGE', KEYS[3], 0, extra - 1, 'WITHSCORES')
-  redis.call('SET', KEYS[5], gone[#gone])
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1)
-end
-return v
-"""
 
 
 class Observer(Protocol):
@@ -96,7 +57,7 @@ class RedisStore:
         member: str,
         fence: Callable[[str], str | None] = lambda _rid: None,
         lease_key: Callable[[str], str] = lambda rid: f"lease:{rid}",
-        claim_ttl: float = 7 * 86400.0,
+        claim_ttl: float,
         observer: Observer | None = None,
     ) -> None:
         self._redis = redis
@@ -106,8 +67,10 @@ class RedisStore:
         self.lease_key = lease_key
         self._claim_ttl = int(claim_ttl)
         self._observer = observer
-        self._save = redis.register_script(_SAVE)
-        self._delete = redis.register_script(_DELETE)
+        self._save = redis.register_script(SAVE)
+        self._delete = redis.register_script(DELETE)
+        self._retire = redis.register_script(RETIRE)
+        self._forget = redis.register_script(FORGET)
         self._written: dict[str, tuple[str, str]] = {}  # what Redis holds: (meta, doc)
         self.version = 0  # the watchlist version the last load or change read reached
         self.writes = 0
@@ -175,6 +138,7 @@ class RedisStore:
                     f"{self._p}:ids",
                     f"{self._p}:claims:{rid}",
                     f"{self._p}:changes_floor",
+                    f"{self._p}:tombstones",
                 ],
                 args=[rid, meta_arg, doc_arg, token, self.member, self._claim_ttl, *claims],
             ),
@@ -185,7 +149,8 @@ class RedisStore:
             )
         if int(result[0]) < 0:
             self._written.pop(rid, None)
-            raise StoreError(f"record {rid}: not saved, another replica removed it")
+            how = "retired" if int(result[0]) == -2 else "removed"
+            raise StoreError(f"record {rid}: not saved, another replica {how} it")
         self.writes += 1
         # Without a token the doc was only written if absent: what Redis holds is unknown.
         self._written[rid] = (meta, doc if token or old is None else old[1])
@@ -211,26 +176,67 @@ class RedisStore:
     async def close(self) -> None:
         return None  # the connection belongs to the composition root
 
-    # --- history: not kept in Redis yet ------------------------------------------------------
-    # With replicas the daemon does not retire records (it starts no housekeeping), so
-    # nothing is ever retired here; these keep the StateStore protocol whole.
+    # --- history -----------------------------------------------------------------------------
 
     async def load_tombstones(self) -> list[Tombstone]:
-        return []
+        ids = await self._call("load", self._redis.zrange(f"{self._p}:retired", 0, -1))
+        found = await self.tombstones_of([i.decode() for i in ids])
+        return [t for t in found.values() if t is not None]  # zrange: oldest first
 
     async def tombstone(self, record_id: str) -> Tombstone | None:
-        return None
+        return (await self.tombstones_of([record_id]))[record_id]
+
+    async def tombstones_of(self, record_ids: Sequence[str]) -> dict[str, Tombstone | None]:
+        """The tombstones of these ids (None for one that has none)."""
+        out: dict[str, Tombstone | None] = {}
+        for start in range(0, len(record_ids), FETCH_BATCH):
+            chunk = list(record_ids[start : start + FETCH_BATCH])
+            if not chunk:
+                continue
+            raw = await self._call("load", self._redis.hmget(f"{self._p}:tombstones", chunk))
+            for rid, value in zip(chunk, raw, strict=True):
+                out[rid] = None if value is None else _tombstone(rid, value.decode())
+        return out
 
     async def retire(self, tombstones: list[Tombstone]) -> None:
-        raise StoreError("the Redis store keeps no tombstones: records are not retired")
+        if not tombstones:
+            return
+        keys = [
+            f"{self._p}:version",
+            f"{self._p}:changes",
+            f"{self._p}:ids",
+            f"{self._p}:changes_floor",
+            f"{self._p}:tombstones",
+            f"{self._p}:retired",
+        ]
+        args: list[str | int | float] = [CHANGES_SLACK]
+        for t in tombstones:
+            keys += [self._key(t.record_id), f"{self._p}:claims:{t.record_id}"]
+            doc = [t.state.value, t.result, t.finished_at, t.source]
+            args += [t.record_id, json.dumps(doc, separators=(",", ":")), repr(t.finished_at)]
+        await self._call("retire", self._retire(keys=keys, args=args))
+        for t in tombstones:
+            self._written.pop(t.record_id, None)
+        self.writes += 1
 
     async def forget(self, finished_before: float, limit: int) -> list[str]:
-        return []
+        ids = await self._call(
+            "forget",
+            self._forget(
+                keys=[f"{self._p}:tombstones", f"{self._p}:retired"],
+                args=[repr(finished_before), limit],
+            ),
+        )
+        if ids:
+            self.writes += 1
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     async def compact(self) -> None:
-        return None
+        return None  # Redis frees a deleted key's memory itself
 
     def size_bytes(self) -> int:
+        """0: nothing is kept on this replica's disk (Redis's own memory is Redis's to report:
+        `INFO memory`, or MEMORY USAGE of the keys listed in docs/cluster.md)."""
         return 0
 
     # --- what other replicas wrote ----------------------------------------------------------
@@ -300,6 +306,16 @@ class RedisStore:
             raise StoreError(
                 f"redis record {rid!r} cannot be read ({exc}); it was written by other software"
             ) from None
+
+
+def _tombstone(rid: str, value: str) -> Tombstone:
+    try:
+        state, result, finished_at, source = json.loads(value)
+        return Tombstone(rid, RecordState(state), result, float(finished_at), str(source))
+    except (ValueError, TypeError) as exc:
+        raise StoreError(
+            f"redis tombstone {rid!r} cannot be read ({exc}); it was written by other software"
+        ) from None
 
 
 def _split(record: StoredRecord) -> tuple[str, str]:

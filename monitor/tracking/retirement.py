@@ -7,6 +7,12 @@ its id and finished_at (`tombstones`), in the store also its final state, result
 and source. `forget_due` deletes tombstones `forget_after` after the record
 finished. Both run from the housekeeper (tracking/history.py), never from a poll
 or a scrape.
+
+With a store shared by replicas, `share_history` says which finished records this
+replica retires (the ones assigned to it, whose state it knows first-hand) and
+whether it deletes the forgotten tombstones from the store (one replica
+does); every replica learns of the others' retirements through `retired_elsewhere`
+and drops tombstones past the horizon from its own memory.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class RetiredRecords:
     _store: StateStore
     _clock: Callable[[], float] = time.time
     _removed_listeners: list[Callable[[str], None]]
+    _retires: Callable[[str], bool] | None = None  # None: this process retires every record
+    _sweeps: Callable[[], bool] | None = None
 
     def _notify(self) -> None:
         raise NotImplementedError
@@ -46,6 +54,12 @@ class RetiredRecords:
     async def tombstone(self, record_id: str) -> Tombstone | None:
         """What is left of a retired record (its final word), None if it has none."""
         return await self._store.tombstone(record_id) if record_id in self.tombstones else None
+
+    def share_history(self, retires: Callable[[str], bool], sweeps: Callable[[], bool]) -> None:
+        """With a shared store: retire only where `retires(record_id)`, delete forgotten
+        tombstones from the store only while `sweeps()`."""
+        self._retires = retires
+        self._sweeps = sweeps
 
     def known(self, record_id: str) -> bool:
         """True for a record watched, retained or retired (not yet forgotten)."""
@@ -72,8 +86,11 @@ class RetiredRecords:
         first, then memory (a crash in between leaves the full record, retired again at
         the next start). Returns how many retired."""
         cutoff = self._clock() - self.retention
+        mine = self._retires or (lambda _rid: True)
         due = [
-            r for r in self.records.values() if r.finished_at is not None and r.finished_at < cutoff
+            r
+            for r in self.records.values()
+            if r.finished_at is not None and r.finished_at < cutoff and mine(r.record_id)
         ]
         due.sort(key=lambda r: r.finished_at or 0.0)
         retired = 0
@@ -97,6 +114,13 @@ class RetiredRecords:
         """Delete the tombstones of records finished more than `forget_after` ago."""
         cutoff = self._clock() - self.forget_after
         forgotten = 0
+        if self._sweeps is not None and not self._sweeps():
+            # Another replica deletes them from the store; this one only from its memory.
+            for record_id, finished_at in list(self.tombstones.items()):
+                if finished_at < cutoff:
+                    del self.tombstones[record_id]
+                    forgotten += 1
+            return forgotten
         while True:
             ids = await self._store.forget(cutoff, HOUSEKEEPING_BATCH)
             for record_id in ids:
@@ -105,3 +129,12 @@ class RetiredRecords:
             if len(ids) < HOUSEKEEPING_BATCH:
                 break
         return forgotten
+
+    def retired_elsewhere(self, tombstone: Tombstone) -> None:
+        """Another replica retired a record: drop it from `records`, keep its tombstone."""
+        rid = tombstone.record_id
+        self.tombstones[rid] = tombstone.finished_at
+        if self.records.pop(rid, None) is not None:
+            for cb in self._removed_listeners:
+                cb(rid)
+        self._notify()
