@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from monitor.domain import RecordSnapshot, RecordState, StageSnapshot
-from monitor.store import StoredRecord, StoreError
+from monitor.store import StoredRecord, StoreError, Tombstone
 from monitor.store.outbox import RedisOutbox, outbox_for
 from monitor.store.redis import RedisStore
 from tests.support.redis import RedisServer
@@ -29,8 +29,8 @@ async def test_a_second_replica_reads_what_the_first_wrote_and_claims_are_won_on
     a_conn, b_conn = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
     try:
         lease = f"t:lease:{RID}"
-        a = RedisStore(a_conn, "t", member="a", lease_key=lambda _rid: lease)
-        b = RedisStore(b_conn, "t", member="b", lease_key=lambda _rid: lease)
+        a = RedisStore(a_conn, "t", member="a", lease_key=lambda _rid: lease, claim_ttl=60)
+        b = RedisStore(b_conn, "t", member="b", lease_key=lambda _rid: lease, claim_ttl=60)
         await a_conn.set(lease, "a|1")  # a owns the record: its writes carry the token
         a.fence = lambda _rid: "a|1"
         rec = StoredRecord(RID, labels={"team": "x"}, source="api", added_at=5.0)
@@ -65,7 +65,9 @@ async def test_a_second_replica_reads_what_the_first_wrote_and_claims_are_won_on
 async def test_a_fenced_out_save_is_refused(redis_server: RedisServer) -> None:
     conn = Redis.from_url(redis_server.url)
     try:
-        store = RedisStore(conn, "t", member="a", lease_key=lambda rid: f"t:lease:{rid}")
+        store = RedisStore(
+            conn, "t", member="a", lease_key=lambda rid: f"t:lease:{rid}", claim_ttl=60
+        )
         rec = StoredRecord(RID, added_at=1.0)
         await store.save(rec)
         await conn.set(f"t:lease:{RID}", "b|7")  # another replica holds the lease now
@@ -83,7 +85,7 @@ async def test_the_trace_outbox_in_redis_resumes_only_this_replicas_records(
 ) -> None:
     conn = Redis.from_url(redis_server.url)
     try:
-        outbox = outbox_for(RedisStore(conn, "t", member="a"))
+        outbox = outbox_for(RedisStore(conn, "t", member="a", claim_ttl=60))
         assert isinstance(outbox, RedisOutbox)
         await outbox.add(RID, 10.0)
         await outbox.add(RID, 20.0)  # the first completion time is kept
@@ -100,3 +102,64 @@ async def test_the_trace_outbox_in_redis_resumes_only_this_replicas_records(
         assert [p.record_id for p in await outbox.pending()] == [RID]
     finally:
         await conn.aclose()
+
+
+def keys(redis_server: RedisServer) -> list[str]:
+    return sorted(redis_server.command("--scan", "--pattern", "t:*").split())
+
+
+async def test_retire_keeps_one_tombstone_forget_removes_it_and_a_restart_keeps_it(
+    redis_server: RedisServer,
+) -> None:
+    conn = Redis.from_url(redis_server.url)
+    other = Redis.from_url(redis_server.url)
+    try:
+        a = RedisStore(conn, "t", member="a", claim_ttl=60)
+        b = RedisStore(other, "t", member="b", claim_ttl=60)
+        done = StoredRecord(RID, RecordState.COMPLETE, {"team": "x"}, "api", 5.0, 9.5, "SUCCESS")
+        await a.save_claiming(done, ["c"])
+        late = StoredRecord(OTHER, RecordState.COMPLETE, {}, "config", 5.0, 20.0, "FAILURE")
+        await a.save(late)
+        assert f"t:rec:{RID}" in keys(redis_server) and f"t:claims:{RID}" in keys(redis_server)
+
+        await a.retire([Tombstone.of(done), Tombstone.of(late)])
+        # The full records and their claims are gone; two fields of two shared keys remain.
+        assert not any(k.startswith(("t:rec:", "t:claims:")) for k in keys(redis_server))
+        expected = [
+            Tombstone(RID, RecordState.COMPLETE, "SUCCESS", 9.5, "api"),
+            Tombstone(OTHER, RecordState.COMPLETE, "FAILURE", 20.0, "config"),
+        ]
+        assert await b.load_tombstones() == expected
+        assert await b.load() == []
+        assert await b.tombstone(RID) == expected[0]
+        assert await b.tombstone("unknown") is None
+        # Another replica learns of it from the changes feed: gone from the records.
+        _now, changed = await b.changes_since(0)
+        assert changed is not None and set(changed) == {RID, OTHER}
+        assert (await b.fetch([RID]))[RID] is None
+        # No second life through a save from a replica that had not heard yet.
+        with pytest.raises(StoreError, match="retired"):
+            await b.save(StoredRecord(RID, labels={"team": "y"}, source="api", added_at=30.0))
+        await a.retire([Tombstone.of(done)])  # again (an older view of the members): no-op
+        assert await b.load_tombstones() == expected
+
+        # A restart of Redis with its data keeps the tombstones.
+        await conn.aclose()
+        await other.aclose()
+        redis_server.stop()
+        redis_server.start()
+        conn, other = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
+        a = RedisStore(conn, "t", member="a", claim_ttl=60)
+        assert await a.load_tombstones() == expected
+
+        # Forgetting: strictly before the cutoff, oldest first, in batches; keys go.
+        assert await a.forget(9.5, 10) == []
+        assert await a.forget(100.0, 1) == [RID]
+        assert await a.forget(100.0, 1) == [OTHER]
+        assert await a.forget(100.0, 1) == []
+        assert await a.load_tombstones() == []
+        assert not any(k.startswith(("t:tombstones", "t:retired")) for k in keys(redis_server))
+        assert a.size_bytes() == 0
+    finally:
+        await conn.aclose()
+        await other.aclose()
