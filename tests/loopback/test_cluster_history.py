@@ -114,6 +114,9 @@ async def test_retired_on_its_assignee_a_tombstone_everywhere_then_forgotten_in_
         await until(daemons, lambda: all(complete(daemons, rid) for rid in done))
         grown = len(our_keys(redis_server))
         assert grown > baseline + DONE  # a hash (and claims) per record
+        # What was counted stays claimed until the horizon (MONITOR_FORGET_AFTER), not longer.
+        ttl = int(redis_server.command("TTL", f"{PREFIX}:claims:{done[0]}"))
+        assert 3500 < ttl <= 3600, ttl
 
         # Retention over: each replica retires what is assigned to it, nothing else.
         clock.advance(61)
