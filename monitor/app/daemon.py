@@ -27,12 +27,11 @@ from monitor.server.admin import LookupUnavailable, admin_app
 from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
 from monitor.server.status import (
-    DiscoveryRecorder,
-    DiscoveryRow,
     StatusPage,
     TransitionHistory,
     add_status_routes,
     admin_read_guard,
+    discovery_rows,
 )
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
@@ -138,7 +137,7 @@ class Daemon:
         self.history = TransitionHistory(clock=clock)
         self.watchlist.on_event(self.history.on_event)
         self.watchlist.on_removed(self.history.forget)
-        self._job_discovery = DiscoveryRecorder(self.metrics, clock=clock)
+        self._wall = clock  # when discovery rounds end, as the status page reads them
         self.status_page = StatusPage(
             self.watchlist,
             self.history,
@@ -149,7 +148,7 @@ class Daemon:
             rows=settings.status_page_rows,
             refresh=settings.status_page_refresh,
             refusal_confirmations=settings.not_found_confirmations,
-            discovery=self._discovery_rows,
+            discovery=lambda: discovery_rows(self.discovery, self.project_discovery),
             # The admin API's own check: one token comparison, one refusal log line.
             read_guard=admin_read_guard(
                 Access(token, read_protected=settings.admin_read_protected).may_read
@@ -207,22 +206,6 @@ class Daemon:
         if self._stop_event is not None:
             self._stop_event.set()
 
-    def _discovery_rows(self) -> list[DiscoveryRow]:
-        """What the status page shows of each discovery that runs (jobs; more kinds later)."""
-        rows = []
-        if self.discovery is not None:
-            rec = self._job_discovery
-            rows.append(
-                DiscoveryRow(
-                    "jobs",
-                    len(self.discovery.job_ids),
-                    self.discovery.rounds_completed,
-                    rec.last_at,
-                    rec.last_outcome,
-                )
-            )
-        return rows
-
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
             return "scheduler has made no progress for the stall timeout"
@@ -274,6 +257,7 @@ class Daemon:
                 terminal_statuses=s.terminal_statuses,
                 include=s.job_include,
                 exclude=s.job_exclude,
+                wall=self._wall,
             )
         found = self.project_discovery
         self.labeler = RecordLabeler(
@@ -303,10 +287,11 @@ class Daemon:
                 self.discovery = Discovery(
                     self._client,
                     self.watchlist,
-                    self._job_discovery,
+                    self.metrics,
                     s.jobs,
                     interval=s.discovery_interval,
                     terminal_statuses=s.terminal_statuses,
+                    wall=self._wall,
                 )
             if self._serve_http:
                 runner, self.port = await start_site(self.app, s.host, s.port)
