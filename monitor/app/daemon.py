@@ -11,6 +11,8 @@ from anyio.abc import TaskStatus
 from monitor import __version__
 from monitor.app.auth import admin_token, auth_from_settings
 from monitor.app.cluster import Cluster
+from monitor.app.discovery import run_discovery
+from monitor.app.traces import trace_exporter
 from monitor.cluster import ClusterGate
 from monitor.cluster.url import mask_redis_url
 from monitor.codearts.auth import Auth
@@ -27,18 +29,15 @@ from monitor.server.admin import LookupUnavailable, admin_app
 from monitor.server.admin.access import Access
 from monitor.server.http import Health, build_app, start_site
 from monitor.server.status import (
-    DiscoveryRecorder,
-    DiscoveryRow,
     StatusPage,
     TransitionHistory,
     add_status_routes,
     admin_read_guard,
+    discovery_rows,
 )
 from monitor.settings import Settings
 from monitor.store import StateStore, store_for
-from monitor.store.outbox import RedisOutbox, outbox_for
-from monitor.traces.config import parse_headers, shown_url, traces_url
-from monitor.traces.exporter import TraceExporter
+from monitor.traces.config import shown_url
 from monitor.tracking.discovery import Discovery
 from monitor.tracking.history import Housekeeper
 from monitor.tracking.labeler import RecordLabeler
@@ -90,7 +89,9 @@ class Daemon:
         )
         self.watchlist.on_event(self.metrics.on_watchlist_event)
         self.metrics.watch_jobs(settings.max_jobs, self._labels_of)
-        self.traces = self._trace_exporter(clock)
+        self.traces = trace_exporter(
+            settings, self.watchlist, self.store, self.metrics, self.cluster, clock
+        )
         self.metrics.watch_record_states(
             self.cluster.counts if self.cluster else self.watchlist.counts
         )
@@ -137,7 +138,7 @@ class Daemon:
         self.history = TransitionHistory(clock=clock)
         self.watchlist.on_event(self.history.on_event)
         self.watchlist.on_removed(self.history.forget)
-        self._job_discovery = DiscoveryRecorder(self.metrics, clock=clock)
+        self._wall = clock  # when discovery rounds end, as the status page reads them
         self.status_page = StatusPage(
             self.watchlist,
             self.history,
@@ -148,7 +149,7 @@ class Daemon:
             rows=settings.status_page_rows,
             refresh=settings.status_page_refresh,
             refusal_confirmations=settings.not_found_confirmations,
-            discovery=self._discovery_rows,
+            discovery=lambda: discovery_rows(self.discovery, self.project_discovery),
             # The admin API's own check: one token comparison, one refusal log line.
             read_guard=admin_read_guard(
                 Access(token, read_protected=settings.admin_read_protected).may_read
@@ -165,36 +166,6 @@ class Daemon:
         self._stop_event: anyio.Event | None = None
         self._log = get_logger("monitor.app")
 
-    def _trace_exporter(self, clock: Callable[[], float]) -> TraceExporter | None:
-        """The OTLP exporter, a listener beside metrics; None unless an endpoint is set."""
-        s = self.settings
-        url = traces_url(
-            s.otlp_endpoint, s.otel_exporter_otlp_traces_endpoint, s.otel_exporter_otlp_endpoint
-        )
-        if url is None:
-            return None
-        headers = s.otel_exporter_otlp_headers
-        outbox = outbox_for(self.store)
-        if isinstance(outbox, RedisOutbox) and self.cluster is not None:
-            outbox.mine = self.cluster.coordinator.assigned  # each trace resumed by one replica
-        exporter = TraceExporter(
-            self.watchlist,
-            outbox,
-            self.metrics,
-            url=url,
-            headers=parse_headers(headers.get_secret_value()) if headers else {},
-            service_name=s.otel_service_name,
-            scope_version=__version__,
-            queue_size=s.otlp_queue_size,
-            retry_for=s.otlp_retry_for,
-            backoff_max=s.otlp_backoff_max,
-            timeout=s.otlp_timeout,
-            clock=clock,
-        )
-        self.watchlist.on_completing(exporter.remember)
-        self.watchlist.on_event(exporter.on_event)
-        return exporter
-
     @property
     def stopping(self) -> bool:
         """True once `stop()` was called."""
@@ -205,22 +176,6 @@ class Daemon:
         self._stop_requested = True
         if self._stop_event is not None:
             self._stop_event.set()
-
-    def _discovery_rows(self) -> list[DiscoveryRow]:
-        """What the status page shows of each discovery that runs (jobs; more kinds later)."""
-        rows = []
-        if self.discovery is not None:
-            rec = self._job_discovery
-            rows.append(
-                DiscoveryRow(
-                    "jobs",
-                    len(self.discovery.job_ids),
-                    self.discovery.rounds_completed,
-                    rec.last_at,
-                    rec.last_outcome,
-                )
-            )
-        return rows
 
     def _liveness(self) -> str | None:
         if self.scheduler.stalled:
@@ -273,6 +228,7 @@ class Daemon:
                 terminal_statuses=s.terminal_statuses,
                 include=s.job_include,
                 exclude=s.job_exclude,
+                wall=self._wall,
             )
         found = self.project_discovery
         self.labeler = RecordLabeler(
@@ -302,10 +258,11 @@ class Daemon:
                 self.discovery = Discovery(
                     self._client,
                     self.watchlist,
-                    self._job_discovery,
+                    self.metrics,
                     s.jobs,
                     interval=s.discovery_interval,
                     terminal_statuses=s.terminal_statuses,
+                    wall=self._wall,
                 )
             if self._serve_http:
                 runner, self.port = await start_site(self.app, s.host, s.port)
@@ -335,10 +292,14 @@ class Daemon:
                 if watch_file is not None:
                     tg.start_soon(watch_file.run)
                 if self.discovery is not None:
-                    await tg.start(self._run_discovery, self.discovery)
+                    await tg.start(
+                        run_discovery, self.discovery, self.cluster, s.discovery_interval
+                    )
                 await tg.start(self.labeler.run)
                 if self.project_discovery is not None:
-                    await tg.start(self._run_discovery, self.project_discovery)
+                    await tg.start(
+                        run_discovery, self.project_discovery, self.cluster, s.discovery_interval
+                    )
                 task_status.started()
                 await self._stop_event.wait()
                 await self._drain()
@@ -379,25 +340,6 @@ class Daemon:
         if self.cluster is not None:
             with anyio.move_on_after(max(grace, 1.0)):
                 await self.cluster.coordinator.leave()  # hand over now, not after the TTL
-
-    async def _run_discovery(
-        self,
-        discovery: Discovery | ProjectDiscovery,
-        *,
-        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """A discovery; with replicas, only on the one holding the leader lease."""
-        if self.cluster is None:
-            await discovery.run(task_status=task_status)
-            return
-        task_status.started()
-        coordinator = self.cluster.coordinator
-        while True:
-            if coordinator.leading:
-                await discovery.run_once()
-                await anyio.sleep(self.settings.discovery_interval)
-            else:
-                await anyio.sleep(coordinator.tick)
 
     async def _rebuild_watchlist(self) -> None:
         """After Redis lost its data: config and file add their records again (discovery

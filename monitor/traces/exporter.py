@@ -41,6 +41,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from monitor.domain import RecordState
+from monitor.domain.backoff import exponential_backoff
 from monitor.logging import get_logger
 from monitor.store.base import StoreError
 from monitor.store.outbox import TraceOutbox
@@ -303,7 +304,8 @@ class TraceExporter:
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self._retry_for)
-        base = min(self._backoff_max, BACKOFF_BASE * 2.0 ** min(attempt, 30))
+        # Some jitter, so replicas that failed together do not come back together.
+        base = exponential_backoff(attempt + 1, BACKOFF_BASE, self._backoff_max)
         return base * random.uniform(0.8, 1.0)
 
     async def _finish(self, record_ids: list[str]) -> None:

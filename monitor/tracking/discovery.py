@@ -14,10 +14,9 @@ Requests go through the daemon's one API client, so they share its rate budget.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Protocol
-
-import anyio
-from anyio.abc import TaskStatus
 
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.errors import CodeArtsError
@@ -25,6 +24,7 @@ from monitor.codearts.jobs import JobInfo, job_info, recent_builds
 from monitor.domain.ids import is_valid_record_id
 from monitor.domain.labels import clip_label
 from monitor.logging import get_logger
+from monitor.tracking.rounds import Rounds
 from monitor.tracking.watchlist import Watchlist
 
 DISCOVERY_SOURCE = "discovery"
@@ -44,7 +44,7 @@ class DiscoveryCounters(Protocol):
     def count_discovery_request(self, api: str) -> None: ...
 
 
-class Discovery:
+class Discovery(Rounds):
     """Finds new builds of a fixed set of jobs, one round every `interval` seconds."""
 
     def __init__(
@@ -57,41 +57,23 @@ class Discovery:
         interval: float,
         terminal_statuses: frozenset[str],
         page_size: int = PAGE_SIZE,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(metrics, interval, wall)
         self._client = client
         self._watchlist = watchlist
         self._metrics = metrics
         self.job_ids = list(job_ids)
-        self._interval = interval
         self._terminal = terminal_statuses
         self._page_size = page_size
         self._info: dict[str, JobInfo] = {}
         self._seen: dict[str, set[str]] = {}  # job id -> the ids of its last listed page
-        self.rounds_started = 0
-        self.rounds_completed = 0
-        self._round_done = anyio.Event()
         self._log = get_logger("monitor.discovery")
 
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """A round now, then one every interval, until cancelled."""
-        task_status.started()
-        while True:
-            await self.run_once()
-            await anyio.sleep(self._interval)
-
-    async def run_once(self) -> None:
-        """One round over every job; a job that fails is retried next round."""
-        self.rounds_started += 1
+    async def _round(self) -> None:
+        """Every job once; a job that fails is retried next round."""
         for job_id in self.job_ids:
             await self._discover(job_id)
-        self.rounds_completed += 1
-        self._round_done.set()
-        self._round_done = anyio.Event()
-
-    async def wait_rounds(self, count: int) -> None:
-        """Return once `count` rounds have completed since the process started."""
-        while self.rounds_completed < count:
-            await self._round_done.wait()
 
     async def _discover(self, job_id: str) -> None:
         try:
@@ -104,7 +86,7 @@ class Discovery:
             builds = await recent_builds(self._client, info.build_project_id, self._page_size)
         except CodeArtsError as exc:
             self._info.pop(job_id, None)  # ask for the job again next round
-            self._metrics.count_discovery_run(exc.outcome)
+            self.count_run(exc.outcome)
             self._log.warning(
                 "discovery_failed", job_id=job_id, outcome=exc.outcome, error=str(exc)
             )
@@ -126,6 +108,6 @@ class Discovery:
                 added.append(rid)
                 self._metrics.count_discovered()
         self._seen[job_id] = {b.record_id for b in builds}
-        self._metrics.count_discovery_run("success")
+        self.count_run("success")
         if added:
             self._log.info("builds_discovered", job_id=job_id, record_ids=added, labels=labels)

@@ -26,9 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import anyio
-from anyio.abc import TaskStatus
-
 from monitor.codearts.client import CodeArtsClient
 from monitor.codearts.errors import ApiError, CodeArtsError, NotFound
 from monitor.codearts.jobs import job_info, recent_builds
@@ -44,6 +41,7 @@ from monitor.domain.labels import MAX_LABEL_VALUE, anchored_pattern, clip_label
 from monitor.logging import get_logger
 from monitor.tracking.discovery import DISCOVERY_SOURCE
 from monitor.tracking.problems import Problems
+from monitor.tracking.rounds import Rounds
 from monitor.tracking.watchlist import Watchlist
 
 BRIEF_LIMIT = 10  # builds per job and round; more starting within one round would be missed
@@ -85,7 +83,7 @@ class _RoundPlan:
     single: list[tuple[_Job, str]] = field(default_factory=list)  # (job, fallback reason)
 
 
-class ProjectDiscovery:
+class ProjectDiscovery(Rounds):
     """Finds new builds of every job of some projects, one round every `interval` seconds."""
 
     def __init__(
@@ -101,47 +99,30 @@ class ProjectDiscovery:
         include: str = ".*",
         exclude: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(metrics, interval, wall)
         self._client = client
         self._watchlist = watchlist
         self._metrics = metrics
         self.project_ids = list(project_ids)
-        self._interval = interval
         self._refresh = refresh_interval
         self._terminal = terminal_statuses
         self._include = anchored_pattern(include)
         self._exclude = anchored_pattern(exclude) if exclude else None
         self._clock = clock
         self.jobs: dict[str, _Job] = {}  # watched jobs by job id
+        self.job_counts: dict[str, int] | None = None  # as of the last job list read
         self._brief_until = 0.0  # the brief call is not tried again before this
-        self.rounds_started = 0
-        self.rounds_completed = 0
-        self._round_done = anyio.Event()
         self._log = get_logger("monitor.discovery")
         self._problems = Problems(metrics.count_discovery_problem, self._log)
 
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """A round now, then one every interval, until cancelled."""
-        task_status.started()
-        while True:
-            await self.run_once()
-            await anyio.sleep(self._interval)
-
-    async def wait_rounds(self, count: int) -> None:
-        """Return once `count` rounds have completed since the process started."""
-        while self.rounds_completed < count:
-            await self._round_done.wait()
-
-    async def run_once(self) -> None:
-        self.rounds_started += 1
+    async def _round(self) -> None:
         plan = await self._read_projects()
         await self._resolve(plan)
         await self._ask_brief(plan)
         for job, reason in plan.single:
             await self._list_one(job, reason)
-        self.rounds_completed += 1
-        self._round_done.set()
-        self._round_done = anyio.Event()
 
     def job_of_build_project(self, build_project_id: str) -> str | None:
         """The job id of a build project id, when discovery knows that job."""
@@ -164,12 +145,12 @@ class ProjectDiscovery:
                     on_request=lambda: self._metrics.count_discovery_request("job_list"),
                 )
             except CodeArtsError as exc:
-                self._metrics.count_discovery_run(exc.outcome)
+                self.count_run(exc.outcome)
                 self._problems.report(
                     f"project_{exc.outcome}", project_id, str(exc), project_id=project_id
                 )
                 continue
-            self._metrics.count_discovery_run("success")
+            self.count_run("success")
             read_ok.add(project_id)
             self._problems.clear(project_id)
             self._log.debug("job_list_read", project_id=project_id, shape=listing.shape)
@@ -259,6 +240,7 @@ class ProjectDiscovery:
                 self._problems.clear(job_id)
                 self._log.info("job_dropped", job_id=job_id, job_name=clip_label(job.name))
         counts["watched"] = len(self.jobs)
+        self.job_counts = counts
         self._metrics.set_discovery_jobs(counts)
         return plan
 
@@ -292,7 +274,7 @@ class ProjectDiscovery:
                         await job_info(self._client, job.job_id)
                     ).build_project_id
                 except CodeArtsError as exc:
-                    self._metrics.count_discovery_run(exc.outcome)
+                    self.count_run(exc.outcome)
                     self._log.warning(
                         "discovery_failed", job_id=job.job_id, outcome=exc.outcome, error=str(exc)
                     )
@@ -314,7 +296,7 @@ class ProjectDiscovery:
                 self._metrics.count_discovery_request("brief_records")
                 answer = await brief_records(self._client, ids, BRIEF_LIMIT)
             except CodeArtsError as exc:
-                self._metrics.count_discovery_run(exc.outcome)
+                self.count_run(exc.outcome)
                 if isinstance(exc, NotFound) or (isinstance(exc, ApiError) and exc.status == 400):
                     self._brief_until = self._clock() + self._refresh
                     self._log.warning(
@@ -332,7 +314,7 @@ class ProjectDiscovery:
                 for job in batch:
                     job.retry = True
                 continue
-            self._metrics.count_discovery_run("success")
+            self.count_run("success")
             for job in batch:
                 builds = answer.get(job.build_project_id or "")
                 if builds is None:
@@ -356,13 +338,13 @@ class ProjectDiscovery:
             self._metrics.count_discovery_request("records")
             listed = await recent_builds(self._client, job.build_project_id, BRIEF_LIMIT)
         except CodeArtsError as exc:
-            self._metrics.count_discovery_run(exc.outcome)
+            self.count_run(exc.outcome)
             self._log.warning(
                 "discovery_failed", job_id=job.job_id, outcome=exc.outcome, error=str(exc)
             )
             job.retry = True
             return
-        self._metrics.count_discovery_run("success")
+        self.count_run("success")
         await self._take(job, [BriefBuild(b.record_id, b.status, b.build_no, None) for b in listed])
 
     async def _take(self, job: _Job, builds: Iterable[BriefBuild]) -> None:

@@ -11,9 +11,17 @@ from pydantic import SecretStr
 
 from monitor.app import Daemon
 from monitor.domain import RecordState
+from monitor.server.status.page import format_time
 from monitor.simulator.faults import Fault
 from tests.support.html import Element, parse_html
-from tests.support.loopback import SimServer, log_events, make_settings, running, wait_until
+from tests.support.loopback import (
+    FakeClock,
+    SimServer,
+    log_events,
+    make_settings,
+    running,
+    wait_until,
+)
 from tests.support.status import truth_stages, with_display_name
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -198,16 +206,81 @@ async def test_read_protection_guards_the_page_with_the_admin_token(
     assert ADMIN not in log_stream.getvalue()
 
 
-async def test_discovery_status_is_shown(sim: SimServer) -> None:
+def discovery_cells(body: str) -> dict[str, list[str]]:
+    """The discovery table's rows by kind: [from, watched, excluded, disabled, rounds,
+    last round, its outcome]."""
+    rows = parse_html(body).find("table", id="discovery").find("tbody").find_all("tr")
+    return {r.attrs["data-discovery"]: [c.text for c in r.find_all("td")][1:] for r in rows}
+
+
+async def test_job_discovery_status_is_shown(sim: SimServer) -> None:
     job = sim.sim.add_job("payments-api", every=600.0, duration_scale=0.01)
     d = Daemon(make_settings(sim.url, jobs=[job.job_id], discovery_interval=0.05))
     async with running(d):
         assert d.discovery is not None
         await d.discovery.wait_rounds(2)
         _, _, body = await get(d, "/")
-    cells = [c.text for c in parse_html(body).find("table").find("tbody").find_all("td")]
-    assert cells[0] == "jobs" and cells[1] == "1" and int(cells[2]) >= 2
-    assert cells[3].endswith("ago") and cells[4] == "success"
+    rows = discovery_cells(body)
+    assert list(rows) == ["jobs"]
+    source, watched, excluded, disabled, rounds, last, outcome = rows["jobs"]
+    assert (source, watched, excluded, disabled) == ("1 job (MONITOR_JOBS)", "1", "-", "-")
+    assert int(rounds) >= 2 and last.endswith("ago") and outcome == "success"
+
+
+async def test_nothing_to_discover_says_so(sim: SimServer) -> None:
+    d = Daemon(make_settings(sim.url, [sim.sim.new_build().record_id]))
+    async with running(d):
+        _, _, body = await get(d, "/")
+    doc = parse_html(body)
+    assert doc.find_all("table", id="discovery") == []
+    assert "No discovery runs (MONITOR_JOBS and MONITOR_PROJECTS are empty)." in doc.text
+
+
+async def test_project_discovery_shows_its_jobs_and_the_first_error_of_its_last_round(
+    sim: SimServer,
+) -> None:
+    world = sim.sim.projects
+    refused = world.add_project(names=["secret"])
+    world.refused[refused.project_id] = 403
+    project = world.add_project(names=["api", "web", "old", "skip-me"])
+    old = world.jobs_of(project.project_id)[2]
+    world.disabled.add(old.job_id)
+    clock = FakeClock()
+    settings = make_settings(
+        sim.url,
+        projects=[refused.project_id, project.project_id],
+        job_exclude="skip-.*",
+        discovery_interval=0.05,
+    )
+    d = Daemon(settings, clock=clock)
+    async with running(d):
+        disc = d.project_discovery
+        assert disc is not None
+        await disc.wait_rounds(disc.rounds_started + 1)
+        # One project refused, the other read: the round's outcome is its first error.
+        _, _, body = await get(d, "/")
+        source, watched, excluded, disabled, rounds, last, outcome = discovery_cells(body)[
+            "projects"
+        ]
+        assert (source, watched, excluded, disabled) == (
+            "2 projects (MONITOR_PROJECTS)",
+            "2",
+            "1",
+            "1",
+        )
+        assert int(rounds) >= 1 and outcome == "forbidden"
+        assert last == "0 ms ago"  # the round ended at the daemon's (stopped) clock
+        # The project is let in: the next round is a success, its end shown by its age.
+        del world.refused[refused.project_id]
+        world.add_job(refused.project_id, "worker")
+        clock.advance(5)
+        await disc.wait_rounds(disc.rounds_started + 1)
+        clock.advance(3)
+        _, _, body = await get(d, "/")
+        cells = discovery_cells(body)["projects"]
+    assert cells[1:4] == ["4", "1", "1"]  # secret, worker, api, web
+    assert cells[5:] == ["3.0 s ago", "success"]
+    assert "jobs" not in discovery_cells(body)  # MONITOR_JOBS is empty
 
 
 async def test_a_removed_record_is_forgotten_by_the_page(sim: SimServer) -> None:
@@ -235,6 +308,48 @@ async def test_a_record_finished_longer_ago_than_retention_is_retired(sim: SimSe
     assert "showing 0 of 0" in parse_html(index).text
     assert status == 200
     assert "retired: complete more than MONITOR_RETENTION ago" in parse_html(detail).text
+
+
+async def test_a_retired_record_shows_its_final_word_until_it_is_forgotten(
+    sim: SimServer,
+) -> None:
+    done = sim.sim.new_build(started_ago=10_000, fate="SUCCESS")
+    rid = done.record_id
+    clock = FakeClock()
+    settings = make_settings(sim.url, [rid], retention=60, forget_after=3600)
+    d = Daemon(settings, clock=clock)
+    async with running(d):
+        rec = d.watchlist.records[rid]
+        await wait_until(d, lambda: rec.state is RecordState.COMPLETE)
+        clock.advance(61)
+        assert await d.housekeeper.run_once() == (1, 0)
+        assert rid not in d.watchlist.records
+        status, headers, body = await get(d, f"/records/{rid}")
+        assert status == 200
+        assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+        facts = parse_html(body).find("dl", id="retired")
+        values = dict(
+            zip(
+                [t.text for t in facts.find_all("dt")],
+                [t.text for t in facts.find_all("dd")],
+                strict=True,
+            )
+        )
+        assert values["record id"] == rid
+        assert values["state"].startswith("retired retired: complete more than MONITOR_RETENTION")
+        assert values["final state"] == "complete"
+        assert values["result"] == "SUCCESS"
+        assert values["finished"] == format_time(rec.finished_at)
+        assert values["source"] == "config"
+        assert values["forgotten"].startswith(format_time((rec.finished_at or 0) + 3600))
+        # Forgotten MONITOR_FORGET_AFTER after it finished: as unknown as an id never seen.
+        clock.advance(3600)
+        assert await d.housekeeper.run_once() == (0, 1)
+        status, _, body = await get(d, f"/records/{rid}")
+        never, _, never_body = await get(d, "/records/0123456789abcdef0123456789abcdef")
+    assert status == 404 and never == 404
+    for page in (body, never_body):
+        assert "is not watched" in page and "It was never added, or was removed" in page
 
 
 async def test_the_budget_shows_a_throttle_and_its_pause(sim: SimServer) -> None:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from monitor.domain import RecordState
 from monitor.server.admin.errors import ApiProblem
+from monitor.server.status.discovery import discovery_rows
 from monitor.server.status.history import TransitionHistory
 from monitor.server.status.page import (
     CSP,
@@ -26,18 +27,18 @@ from monitor.server.status.page import (
     render_index,
     render_problem,
     render_record,
+    render_retired,
     row_parts,
 )
-from monitor.tracking.discovery import DiscoveryCounters
 from monitor.tracking.watchlist import WatchedRecord, Watchlist
 
 __all__ = [
-    "DiscoveryRecorder",
     "DiscoveryRow",
     "StatusPage",
     "TransitionHistory",
     "add_status_routes",
     "admin_read_guard",
+    "discovery_rows",
 ]
 
 DEFAULT_ROWS = 200
@@ -60,30 +61,6 @@ class Budget(Protocol):
     paused_until: float  # monotonic
 
     def current_rate(self, now: float | None = None) -> float: ...
-
-
-class DiscoveryRecorder:
-    """Stands between a discovery and its counters to remember when it last ran and how.
-
-    Discovery counts one run per job and round; the last one's outcome is what shows.
-    """
-
-    def __init__(self, counters: DiscoveryCounters, clock: Callable[[], float] = time.time) -> None:
-        self._counters = counters
-        self._clock = clock
-        self.last_at: float | None = None
-        self.last_outcome: str | None = None
-
-    def count_discovery_run(self, outcome: str) -> None:
-        self._counters.count_discovery_run(outcome)
-        self.last_at = self._clock()
-        self.last_outcome = outcome
-
-    def count_discovered(self) -> None:
-        self._counters.count_discovered()
-
-    def count_discovery_request(self, api: str) -> None:
-        self._counters.count_discovery_request(api)
 
 
 def admin_read_guard(check: Callable[[web.Request], None]) -> ReadGuard:
@@ -250,6 +227,10 @@ class StatusPage:
         record_id = request.match_info["record_id"]
         rec = self._watchlist.records.get(record_id)
         if rec is None:
+            # Retired: the store kept its final word (the admin API's GET answers the same).
+            tombstone = await self._watchlist.tombstone(record_id)
+            if tombstone is not None:
+                return _html(render_retired(tombstone, self._watchlist.forget_after, self._refresh))
             page = render_problem(
                 "404 Not Found",
                 f"Record {record_id[:80]} is not watched.",

@@ -18,6 +18,7 @@ from html import escape
 from monitor.domain import RecordState, ms_to_seconds
 from monitor.server.status.history import LastPoll, SeenTransition
 from monitor.server.status.timeline import LEGEND, format_seconds, render_timeline, status_class
+from monitor.store.base import Tombstone
 from monitor.tracking.tracker import record_duration
 from monitor.tracking.watchlist import WatchedRecord
 
@@ -65,13 +66,16 @@ def _e(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DiscoveryRow:
-    """One kind of discovery as the page shows it (jobs, projects, ...)."""
+    """One kind of discovery as the page shows it (jobs, projects)."""
 
     kind: str
-    targets: int  # how many jobs (projects, ...) it looks at
+    source: str  # what it was told to look at, e.g. "2 projects (MONITOR_PROJECTS)"
+    watched: int | None  # jobs watched; None while not known yet
+    excluded: int | None  # jobs left out by MONITOR_JOB_INCLUDE / _EXCLUDE; None: not applicable
+    disabled: int | None  # disabled jobs, skipped; None: not applicable or not known yet
     rounds: int  # rounds completed since start
     last_round_at: float | None
-    last_outcome: str | None  # "success" or an error outcome
+    last_outcome: str | None  # of the last round: "success" or its first error outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,17 +171,32 @@ def _poll_cell(poll: LastPoll | None, rec: WatchedRecord, now: float) -> str:
     return f"{_e(format_age(poll.at, now))}: <span{cls}{title}>{_e(poll.outcome)}</span>"
 
 
+def _count(n: int | None) -> str:
+    return "-" if n is None else str(n)
+
+
+def _outcome(outcome: str | None) -> str:
+    if outcome is None:
+        return '<span class="muted">-</span>'
+    cls = "" if outcome == "success" else ' class="err"'
+    return f"<span{cls}>{_e(outcome)}</span>"
+
+
 def _discovery(rows: Sequence[DiscoveryRow], now: float) -> str:
     if not rows:
-        return "<p class='muted'>No discovery runs (MONITOR_JOBS is empty).</p>"
+        return (
+            "<p class='muted'>No discovery runs (MONITOR_JOBS and MONITOR_PROJECTS are empty).</p>"
+        )
     body = "".join(
-        f"<tr><td>{_e(d.kind)}</td><td>{d.targets}</td><td>{d.rounds}</td>"
-        f"<td>{_e(format_age(d.last_round_at, now))}</td>"
-        f"<td>{_e(d.last_outcome or '-')}</td></tr>"
+        f'<tr data-discovery="{_e(d.kind)}"><td>{_e(d.kind)}</td><td>{_e(d.source)}</td>'
+        f"<td>{_count(d.watched)}</td><td>{_count(d.excluded)}</td><td>{_count(d.disabled)}</td>"
+        f"<td>{d.rounds}</td><td>{_e(format_age(d.last_round_at, now))}</td>"
+        f"<td>{_outcome(d.last_outcome)}</td></tr>"
         for d in rows
     )
     return (
-        "<table><thead><tr><th>discovers</th><th>watched</th><th>rounds</th>"
+        '<table id="discovery"><thead><tr><th>discovers</th><th>from</th>'
+        "<th>jobs watched</th><th>jobs excluded</th><th>jobs disabled</th><th>rounds</th>"
         f"<th>last round</th><th>its outcome</th></tr></thead><tbody>{body}</tbody></table>"
     )
 
@@ -328,6 +347,31 @@ def render_record(
             )
         out.append("</tbody></table>")
     return layout(f"build {rec.record_id}", "".join(out), refresh)
+
+
+def render_retired(tombstone: Tombstone, forget_after: float, refresh: float) -> str:
+    """The page at /records/{id} for a retired record: the final word its tombstone kept."""
+    t = tombstone
+    forgotten = t.finished_at + forget_after
+    facts = (
+        f'<dt>record id</dt><dd class="mono">{_e(t.record_id)}</dd>'
+        f"<dt>state</dt><dd>{_badge('retired')} retired: {_e(t.state.value)} more than "
+        "MONITOR_RETENTION ago, so its series are no longer exported and it is not polled</dd>"
+        f"<dt>final state</dt><dd>{_badge(t.state.value)}</dd>"
+        f"<dt>result</dt><dd>{_e(t.result or '-')}</dd>"
+        f"<dt>finished</dt><dd>{_e(format_time(t.finished_at))}</dd>"
+        f"<dt>source</dt><dd>{_e(t.source)}</dd>"
+        f"<dt>forgotten</dt><dd>{_e(format_time(forgotten))} (MONITOR_FORGET_AFTER after it "
+        "finished); until then it is not watched again from any source</dd>"
+    )
+    out = [
+        f"<h1>Build {_e(t.record_id)}</h1>",
+        _nav(),
+        f'<dl class="facts" id="retired">{facts}</dl>',
+        "<p class='muted'>Only this final word is kept of a retired record: its stages, "
+        "labels and transitions were dropped.</p>",
+    ]
+    return layout(f"build {t.record_id}", "".join(out), refresh)
 
 
 def render_problem(title: str, message: str, hint: str = "") -> str:

@@ -1,16 +1,8 @@
-"""Every setting of the daemon in one typed model; nothing else reads the environment.
-
-Sources, strongest first: keyword overrides (the CLI), `MONITOR_*` environment
-variables, the TOML file named by `--config` or `MONITOR_CONFIG`, then defaults.
-"""
+"""The Settings model: every setting of the daemon, typed, with its own rules."""
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +12,6 @@ from pydantic import (
     AliasChoices,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -34,6 +25,7 @@ from pydantic_settings import (
 
 from monitor.cluster.url import mask_redis_url, redis_settings_problem, redis_url_secrets
 from monitor.domain.ids import JOB_ID_RE, PROJECT_ID_RE, is_valid_record_id
+from monitor.settings.rules import admin_token_problem, auth_mode_problems
 from monitor.traces.config import otlp_url, parse_headers
 
 DEFAULT_TERMINAL_STATUSES = (
@@ -58,7 +50,7 @@ OtlpUrl = Annotated[str | None, AfterValidator(otlp_url)]
 OtlpHeaders = Annotated[SecretStr | None, AfterValidator(_headers_valid)]
 
 
-_toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
+toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
 
 def _split_csv(value: Any) -> Any:
@@ -200,7 +192,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _toml_path.get()
+        path = toml_path.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
@@ -259,12 +251,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _auth_consistent(self) -> Settings:
-        mode = self.auth_mode or self._inferred_auth_mode()
-        problems = {
-            "token": self._token_problems,
-            "password": self._password_problems,
-            "aksk": self._aksk_problems,
-        }[mode]()
+        mode, problems = auth_mode_problems(self)
         if problems:
             raise ValueError(f"auth mode {mode}: " + "; ".join(problems))
         self.auth_mode = mode
@@ -272,25 +259,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _admin_consistent(self) -> Settings:
-        if self.admin_token is not None and self.admin_token_file is not None:
-            raise ValueError("set only one of MONITOR_ADMIN_TOKEN and MONITOR_ADMIN_TOKEN_FILE")
-        token = self.admin_token.get_secret_value() if self.admin_token is not None else None
-        if self.admin_token_file is not None:
-            try:
-                token = self.admin_token_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
-                raise ValueError(
-                    f"MONITOR_ADMIN_TOKEN_FILE {self.admin_token_file} is not a readable file"
-                ) from None
-        if token is not None and len(token) < 16:
-            where = (
-                "MONITOR_ADMIN_TOKEN"
-                if self.admin_token_file is None
-                else f"the token in MONITOR_ADMIN_TOKEN_FILE {self.admin_token_file}"
-            )
-            raise ValueError(f"{where} must be at least 16 characters")
-        if self.admin_read_protected and token is None:
-            raise ValueError("MONITOR_ADMIN_READ_PROTECTED=true needs MONITOR_ADMIN_TOKEN(_FILE)")
+        problem = admin_token_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -300,76 +271,6 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return self
-
-    def _inferred_auth_mode(self) -> AuthMode:
-        configured = self._configured_auth_modes()
-        if len(configured) > 1:
-            raise ValueError(
-                "credentials for more than one auth mode are set: "
-                + " and ".join(f"{m} ({', '.join(configured[m])})" for m in configured)
-                + "; choose one with MONITOR_AUTH_MODE"
-            )
-        if not configured:
-            raise ValueError(
-                "no credentials: set MONITOR_AUTH_TOKEN(_FILE), or MONITOR_IAM_USERNAME "
-                "and MONITOR_IAM_PASSWORD(_FILE), or MONITOR_AK and MONITOR_SK(_FILE)"
-            )
-        return next(iter(configured))
-
-    def _configured_auth_modes(self) -> dict[AuthMode, list[str]]:
-        """Each auth mode some of whose settings are given, with the settings' env names."""
-        given: dict[AuthMode, dict[str, object]] = {
-            "token": {
-                "MONITOR_AUTH_TOKEN": self.auth_token,
-                "MONITOR_AUTH_TOKEN_FILE": self.auth_token_file,
-            },
-            "password": {
-                "MONITOR_IAM_USERNAME": self.iam_username,
-                "MONITOR_IAM_PASSWORD": self.iam_password,
-                "MONITOR_IAM_PASSWORD_FILE": self.iam_password_file,
-            },
-            "aksk": {
-                "MONITOR_AK/CLOUD_SDK_AK": self.ak,
-                "MONITOR_AK_FILE": self.ak_file,
-                "MONITOR_SK/CLOUD_SDK_SK": self.sk,
-                "MONITOR_SK_FILE": self.sk_file,
-            },
-        }
-        out: dict[AuthMode, list[str]] = {}
-        for mode, names in given.items():
-            present = [name for name, value in names.items() if value is not None]
-            if present:
-                out[mode] = present
-        return out
-
-    @staticmethod
-    def _one_of(value: object, path: Path | None, name: str) -> list[str]:
-        if value is not None and path is not None:
-            return [f"set only one of {name} and {name}_FILE"]
-        if value is None and path is None:
-            return [f"set {name} or {name}_FILE"]
-        if path is not None and not path.is_file():
-            return [f"{name}_FILE {path} is not a readable file"]
-        return []
-
-    def _token_problems(self) -> list[str]:
-        return self._one_of(self.auth_token, self.auth_token_file, "MONITOR_AUTH_TOKEN")
-
-    def _password_problems(self) -> list[str]:
-        out = []
-        if not self.iam_username:
-            out.append("set MONITOR_IAM_USERNAME")
-        out += self._one_of(self.iam_password, self.iam_password_file, "MONITOR_IAM_PASSWORD")
-        if not self.iam_domain:
-            out.append("set MONITOR_IAM_DOMAIN (the account name)")
-        if self.iam_project and self.iam_project_id:
-            out.append("set only one of MONITOR_IAM_PROJECT and MONITOR_IAM_PROJECT_ID")
-        return out
-
-    def _aksk_problems(self) -> list[str]:
-        return self._one_of(self.ak, self.ak_file, "MONITOR_AK") + self._one_of(
-            self.sk, self.sk_file, "MONITOR_SK"
-        )
 
     @property
     def iam_endpoint_url(self) -> str:
@@ -429,61 +330,3 @@ class Settings(BaseSettings):
                 "retention and its tombstone forgotten later"
             )
         return self
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `errors` lists every problem, without values."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-
-
-@contextmanager
-def _toml_file(path: Path | None) -> Iterator[None]:
-    token = _toml_path.set(path)
-    try:
-        yield
-    finally:
-        _toml_path.reset(token)
-
-
-def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Settings:
-    """Build the settings, raising ConfigError that lists every problem found."""
-    if config_path is None and os.environ.get(CONFIG_ENV):
-        config_path = os.environ[CONFIG_ENV]
-    path = Path(config_path) if config_path else None
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError([f"config file {path}: not found or not a file"])
-        try:
-            with path.open("rb") as fh:
-                tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"config file {path}: invalid TOML: {exc}"]) from None
-        except OSError as exc:
-            raise ConfigError([f"config file {path}: cannot read: {exc.strerror}"]) from None
-    try:
-        with _toml_file(path):
-            return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_errors(exc)) from None
-
-
-# Env aliases pydantic reports as the location; the field's own name reads better.
-_ALIAS_FIELDS = {"monitor_ak": "ak", "cloud_sdk_ak": "ak", "monitor_sk": "sk", "cloud_sdk_sk": "sk"}
-
-
-def format_validation_errors(exc: ValidationError) -> list[str]:
-    """One line per error, naming the setting; input values are left out (they may be secret)."""
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "settings"
-        loc = _ALIAS_FIELDS.get(loc, loc)
-        env = f"MONITOR_{loc.upper()}" if err["loc"] else ""
-        if loc.startswith("otel_"):
-            env = loc.upper()  # the standard OpenTelemetry names carry no prefix
-        where = f"{loc} ({env})" if env else loc
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {msg}")
-    return lines
