@@ -253,8 +253,9 @@ def running_monitor(
                 str(speed),
                 "--duration-scale",
                 str(duration_scale),
-                "--token",
-                token,
+                # One argument: a random token may start with "-", which argparse would
+                # take for an option.
+                f"--token={token}",
                 "--projects",
                 str(projects),
                 "--jobs-per-project",
