@@ -18,14 +18,14 @@ from typing import Any
 from tests.support.loopback import TOKEN
 
 
-def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
     """Poll `predicate` (another process's output: nothing to await) until it is truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
         if result:
             return result
-        time.sleep(0.05)
+        time.sleep(step)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -42,12 +42,20 @@ def events(path: Path, event: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def get(url: str) -> Any:
+def get_text(url: str, data: dict[str, Any] | None = None) -> str:
+    """GET (or POST `data` as JSON) and the body as text, whatever the status."""
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, method="POST" if body else "GET")  # noqa: S310
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
-            raw = resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        raw = exc.read().decode()
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return str(resp.read().decode())
+    except urllib.error.HTTPError as exc:  # /readyz says 503 with a JSON body
+        return str(exc.read().decode())
+
+
+def get(url: str, data: dict[str, Any] | None = None) -> Any:
+    """As get_text, with a JSON body parsed."""
+    raw = get_text(url, data)
     return json.loads(raw) if raw.startswith(("{", "[")) else raw
 
 

@@ -8,78 +8,24 @@ completion logged once across the cluster) and exit codes.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from tests.support.loopback import TOKEN
+from tests.support.procs import clean_env as _env
+from tests.support.procs import events as _events
+from tests.support.procs import get_text as _get
+from tests.support.procs import process as _process
+from tests.support.procs import simulator as _simulator
+from tests.support.procs import wait as _wait
 from tests.support.redis import RedisServer
 from tests.support.samples import Samples, parse_samples, value
 
 INTERVAL = 0.3
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    """Poll `predicate` (other processes' output: nothing to await) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _events(path: Path, event: str | None = None) -> list[dict[str, Any]]:
-    out = []
-    for line in path.read_text().splitlines():
-        if line.startswith("{"):
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # the last line of a killed process may be cut short
-            if event is None or e.get("event") == event:
-                out.append(e)
-    return out
-
-
-def _get(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
-            return str(resp.read().decode())
-    except urllib.error.HTTPError as exc:
-        return str(exc.read().decode())
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def _process(args: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", *args], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 class Replica:
@@ -116,21 +62,6 @@ def _start_cluster(
         proc = stack.enter_context(_process(["run"], log, _env(**settings)))
         out.append(Replica(proc, log))
     return out
-
-
-@contextmanager
-def _simulator(tmp_path: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
-    log = tmp_path / "simulator.log"
-    with _process(["simulate", "--port", "0", "--token", TOKEN, *args], log, _env()) as proc:
-        started = _wait(lambda: _events(log, "simulator_started"), 30, "the simulator")[0]
-        try:
-            yield started["url"], started["records"]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def _sum(replicas: list[Replica], name: str, **labels: str) -> float:

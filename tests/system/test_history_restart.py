@@ -18,53 +18,19 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from monitor.simulator import SimClock, Simulator, serve
 from tests.support.loopback import TOKEN
+from tests.support.procs import events as _events
+from tests.support.procs import get as _get
+from tests.support.procs import wait as _wait
 from tests.support.samples import parse_samples, series, value
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `predicate` (another process's output: nothing to await) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _events(path: Path, event: str | None = None) -> list[dict[str, Any]]:
-    out = []
-    for line in path.read_text().splitlines():
-        if line.startswith("{"):
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # the last line of a killed process may be cut short
-            if event is None or e.get("event") == event:
-                out.append(e)
-    return out
-
-
-def _get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
-            raw = resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        raw = exc.read().decode()
-    return json.loads(raw) if raw.startswith(("{", "[")) else raw
 
 
 @contextmanager

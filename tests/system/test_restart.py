@@ -9,96 +9,24 @@ ends, so they are tested as a user would see them: exit codes, log lines,
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from monitor.store import SqliteStore
 from tests.support.loopback import TOKEN
+from tests.support.procs import clean_env as _env
+from tests.support.procs import events as _events
+from tests.support.procs import get as _get
+from tests.support.procs import process as _process
+from tests.support.procs import simulator as _simulator
+from tests.support.procs import wait as _wait
 from tests.support.samples import parse_samples, series, value
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `predicate` (another process's output: nothing to await) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _events(path: Path, event: str | None = None) -> list[dict[str, Any]]:
-    out = []
-    for line in path.read_text().splitlines():
-        if line.startswith("{"):
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # the last line of a killed process may be cut short
-            if event is None or e.get("event") == event:
-                out.append(e)
-    return out
-
-
-def _get(url: str, data: dict[str, Any] | None = None) -> Any:
-    body = json.dumps(data).encode() if data is not None else None
-    req = urllib.request.Request(url, data=body, method="POST" if body else "GET")  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-            raw = resp.read().decode()
-    except urllib.error.HTTPError as exc:  # /readyz says 503 with a JSON body
-        raw = exc.read().decode()
-    return json.loads(raw) if raw.startswith(("{", "[")) else raw
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def _process(args: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", *args], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
-@contextmanager
-def _simulator(tmp_path: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
-    log = tmp_path / "simulator.log"
-    with _process(["simulate", "--port", "0", "--token", TOKEN, *args], log, _env()) as proc:
-        started = _wait(lambda: _events(log, "simulator_started"), 30, "the simulator")[0]
-        try:
-            yield started["url"], started["records"]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()  # it waits for SLOW answers still pending; not under test here
 
 
 def _monitor_env(url: str, records: list[str], state: Path, **extra: str) -> dict[str, str]:
