@@ -37,9 +37,8 @@ pytest: $(STAMP) tools
 
 test: tools lint typecheck deploy-check pytest
 
-# Unit and loopback tests only: no subprocesses. For the edit-test loop. The loopback
-# cluster tests start a real redis-server, so the tools are installed first here too.
-test-fast: $(STAMP) tools
+# Unit and loopback tests only: no subprocesses, no Redis, no browser. For the edit-test loop.
+test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/loopback
 
 # The system tests' real servers, from Debian's packages (installed when missing and root).
