@@ -116,7 +116,7 @@ class Daemon:
         self.watchlist.on_added(self.scheduler.on_added)
         readiness = [self._readiness, self.auth_health.problem]
         if self.cluster is not None:
-            self.cluster.bind(self.watchlist, self.scheduler, self._rebuild_watchlist)
+            self.cluster.bind(self.watchlist, self.scheduler, self._sync_sources)
             readiness.append(self.cluster.problem)
         self.health = Health(liveness=[self._liveness], readiness=readiness)
         self.app = build_app(self.collector, self.metrics.registry, self.health)
@@ -246,14 +246,13 @@ class Daemon:
                 await self.traces.resume()
             # Retire what ended while down: after traces took their due, before sources run.
             await self.housekeeper.run_once()
-            # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
-            await self.watchlist.reconcile("config", {rid: {} for rid in s.records})
             watch_file = None
             if s.watchlist_file is not None:
                 watch_file = self._watch_file = WatchlistFile(
                     s.watchlist_file, self.watchlist, s.watchlist_reload_interval
                 )
-                await watch_file.sync()
+            # A record taken out of MONITOR_RECORDS while the daemon was down is forgotten.
+            await self._sync_sources()
             if s.jobs:
                 self.discovery = Discovery(
                     self._client,
@@ -341,9 +340,11 @@ class Daemon:
             with anyio.move_on_after(max(grace, 1.0)):
                 await self.cluster.coordinator.leave()  # hand over now, not after the TTL
 
-    async def _rebuild_watchlist(self) -> None:
-        """After Redis lost its data: config and file add their records again (discovery
-        adds what it finds at its next round)."""
+    async def _sync_sources(self) -> None:
+        """Make the watchlist hold what MONITOR_RECORDS and the watchlist file say now.
+
+        At start-up, and after Redis lost its data (discovery adds what it finds at its
+        next round)."""
         await self.watchlist.reconcile("config", {rid: {} for rid in self.settings.records})
-        if self._watch_file is not None:
-            await self._watch_file.sync()
+        if self._watch_file is not None:  # unchanged on disk, but the watchlist may not be
+            await self._watch_file.sync(force=True)

@@ -69,8 +69,8 @@ class WatchlistFile:
         self._stamp: Stamp | None = None
         self._log = get_logger("monitor.watchlist_file")
 
-    async def sync(self) -> bool:
-        """Re-read the file if it changed; True when it was read."""
+    async def sync(self, *, force: bool = False) -> bool:
+        """Re-read the file if it changed (or always, with `force`); True when it was read."""
         try:
             stamp = file_stamp(self._path)
         except OSError as exc:
@@ -80,7 +80,7 @@ class WatchlistFile:
                 )
                 self._stamp = MISSING
             return False
-        if stamp == self._stamp:
+        if stamp == self._stamp and not force:
             return False
         try:
             text = self._path.read_text(encoding="utf-8")

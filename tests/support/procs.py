@@ -66,6 +66,26 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def monitor_env(url: str, records: list[str], state: Path, **extra: str) -> dict[str, str]:
+    """A `run` process's environment: the simulator at `url`, these records, this state
+    file, JSON logs, a free port, and polls and a budget fast enough for a test."""
+    return clean_env(
+        **{
+            "MONITOR_ENDPOINT": url,
+            "MONITOR_AUTH_TOKEN": TOKEN,
+            "MONITOR_RECORDS": ",".join(records),
+            "MONITOR_STATE_PATH": str(state),
+            "MONITOR_HOST": "127.0.0.1",
+            "MONITOR_PORT": "0",
+            "MONITOR_LOG_FORMAT": "json",
+            "MONITOR_POLL_INTERVAL": "0.1",
+            "MONITOR_RATE_LIMIT": "400",
+            "MONITOR_RATE_BURST": "40",
+            **extra,
+        }
+    )
+
+
 @contextmanager
 def process(args: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:

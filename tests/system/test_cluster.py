@@ -378,11 +378,17 @@ async def test_redis_stopped_for_10_s_then_back_with_its_data_counts_nothing_twi
 
 
 async def test_an_empty_redis_is_counted_and_the_watchlist_is_rebuilt(
-    sim: SimServer, redis_server: RedisServer, log_stream: io.StringIO
+    sim: SimServer, redis_server: RedisServer, log_stream: io.StringIO, tmp_path: Path
 ) -> None:
     s = sim.sim
     ids = [s.new_build(started_ago=5).record_id for _ in range(12)]
-    settings = [cluster_settings(sim, redis_server, ids) for _ in range(2)]
+    # Half from MONITOR_RECORDS, half from a watchlist file: records of both sources are
+    # back in the emptied Redis.
+    watch_file = tmp_path / "watchlist.txt"
+    watch_file.write_text("".join(f"{rid}\n" for rid in ids[6:]))
+    settings = [
+        cluster_settings(sim, redis_server, ids[:6], watchlist_file=watch_file) for _ in range(2)
+    ]
     async with replicas(settings) as daemons:
         await wait_all(daemons, lambda: settled(daemons, ids))
         redis_server.stop()

@@ -11,7 +11,6 @@ both kinds exist and checks both after the restart.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -29,6 +28,7 @@ from monitor.simulator import SimClock, Simulator, serve
 from tests.support.loopback import TOKEN
 from tests.support.procs import events as _events
 from tests.support.procs import get as _get
+from tests.support.procs import monitor_env
 from tests.support.procs import wait as _wait
 from tests.support.samples import parse_samples, series, value
 
@@ -96,21 +96,7 @@ def test_kill_9_while_records_retire_counts_nothing_twice_and_polls_no_finished_
         ]
         ids = [p.record_id for p in records]
         n = len(ids)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-        env.update(
-            PYTHONUNBUFFERED="1",
-            MONITOR_ENDPOINT=url,
-            MONITOR_AUTH_TOKEN=TOKEN,
-            MONITOR_RECORDS=",".join(ids),
-            MONITOR_STATE_PATH=str(state),
-            MONITOR_HOST="127.0.0.1",
-            MONITOR_PORT="0",
-            MONITOR_LOG_FORMAT="json",
-            MONITOR_POLL_INTERVAL="0.1",
-            MONITOR_RATE_LIMIT="400",
-            MONITOR_RATE_BURST="40",
-            MONITOR_RETENTION="2",  # checked every 0.5 s
-        )
+        env = monitor_env(url, ids, state, MONITOR_RETENTION="2")  # checked every 0.5 s
 
         with _daemon(log1, env) as first:
             # Kill once some records are retired, some finished but not yet, some running.

@@ -19,10 +19,9 @@ from pathlib import Path
 import anyio
 
 from monitor.store import SqliteStore
-from tests.support.loopback import TOKEN
-from tests.support.procs import clean_env as _env
 from tests.support.procs import events as _events
 from tests.support.procs import get as _get
+from tests.support.procs import monitor_env
 from tests.support.procs import process as _process
 from tests.support.procs import simulator as _simulator
 from tests.support.procs import wait as _wait
@@ -30,20 +29,7 @@ from tests.support.samples import parse_samples, series, value
 
 
 def _monitor_env(url: str, records: list[str], state: Path, **extra: str) -> dict[str, str]:
-    settings = dict(
-        MONITOR_ENDPOINT=url,
-        MONITOR_AUTH_TOKEN=TOKEN,
-        MONITOR_RECORDS=",".join(records),
-        MONITOR_STATE_PATH=str(state),
-        MONITOR_HOST="127.0.0.1",
-        MONITOR_PORT="0",
-        MONITOR_LOG_FORMAT="json",
-        MONITOR_POLL_INTERVAL="0.1",
-        MONITOR_BACKOFF_MAX="0.5",
-        MONITOR_RATE_LIMIT="400",
-        MONITOR_RATE_BURST="40",
-    )
-    return _env(**{**settings, **extra})
+    return monitor_env(url, records, state, **{"MONITOR_BACKOFF_MAX": "0.5", **extra})
 
 
 def _metrics(log: Path) -> str:

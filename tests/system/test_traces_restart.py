@@ -11,9 +11,8 @@ import signal
 import uuid
 from pathlib import Path
 
-from tests.support.loopback import TOKEN
 from tests.support.otlp import Answer, OtlpReceiver, expected_trace, receiver_thread, view
-from tests.support.procs import clean_env, events, get, process, simulator, wait
+from tests.support.procs import events, get, monitor_env, process, simulator, wait
 
 HEADER_SECRET = "tenant-Secret-Kq3Vn8Lp2Zx6"
 
@@ -33,17 +32,10 @@ def test_kill_9_during_export_then_restart_every_completed_record_has_its_trace(
         ),
     ):
         n = len(records)
-        env = clean_env(
-            MONITOR_ENDPOINT=url,
-            MONITOR_AUTH_TOKEN=TOKEN,
-            MONITOR_RECORDS=",".join(records),
-            MONITOR_STATE_PATH=str(state),
-            MONITOR_HOST="127.0.0.1",
-            MONITOR_PORT="0",
-            MONITOR_LOG_FORMAT="json",
-            MONITOR_POLL_INTERVAL="0.1",
-            MONITOR_RATE_LIMIT="400",
-            MONITOR_RATE_BURST="40",
+        env = monitor_env(
+            url,
+            records,
+            state,
             MONITOR_OTLP_BACKOFF_MAX="0.3",
             OTEL_EXPORTER_OTLP_ENDPOINT=recv.url,
             OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{HEADER_SECRET}",
